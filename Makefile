@@ -1,0 +1,43 @@
+# The project's verbs. `make test` is the one command CI runs; `make local` serves the system offline.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# aws-sam-cli pins an older boto3 than the test tools: it lives in a virtualenv of its own.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+# sam validate needs a region and some credentials even though it never calls AWS.
+OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
+
+.PHONY: dev lint test local build deploy clean
+
+dev: $(VENV)/.installed $(SAM_VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(SAM_VENV)/.installed: requirements-sam.txt
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
+	touch $@
+
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/statelint statemachine/*.asl.json
+	$(BIN)/cfn-lint template.yaml
+	$(OFFLINE_AWS) $(SAM) validate --lint --template template.yaml
+
+test: lint
+	$(BIN)/pytest
+
+build: dev
+	$(OFFLINE_AWS) $(SAM) build
+
+deploy: build
+	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
