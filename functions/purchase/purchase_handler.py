@@ -1,0 +1,96 @@
+"""POST /purchases: validate the request and the card, then run the purchase state machine."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from card_validation import InvalidCardError, check_card
+from purchase_request import InvalidRequestError, parse_purchase
+from purchase_workflow import (
+    PurchaseInProgressError,
+    ShowNotFoundError,
+    SoldOutError,
+    run_purchase,
+)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayHttpResolver()
+
+# Every answer other than a sale: status, the contract's message, and the metric it counts.
+# Anything not listed here is unexpected and answered by `unexpected_failure`.
+ANSWERS: dict[type[Exception], tuple[HTTPStatus, str, str]] = {
+    InvalidRequestError: (HTTPStatus.BAD_REQUEST, "Invalid request.", "InvalidRequest"),
+    InvalidCardError: (HTTPStatus.BAD_REQUEST, "Invalid credit card.", "InvalidCard"),
+    PurchaseInProgressError: (
+        HTTPStatus.BAD_REQUEST,
+        "Purchase already in progress.",
+        "PurchaseInProgress",
+    ),
+    SoldOutError: (
+        HTTPStatus.BAD_REQUEST,
+        "Tickets are sold out or purchase already processed.",
+        "SoldOut",
+    ),
+    ShowNotFoundError: (HTTPStatus.NOT_FOUND, "Show not found.", "ShowNotFound"),
+}
+
+
+@app.post("/purchases")
+@tracer.capture_method
+def purchase() -> Response[dict[str, Any]]:
+    request = parse_purchase(app.current_event.decoded_body)
+    card = check_card(request.card_number)
+    sale = run_purchase(request.user_id, request.show_id, request.quantity, card)
+    metrics.add_metric(name="PurchaseCompleted", unit=MetricUnit.Count, value=1)
+    return _answer(
+        HTTPStatus.OK,
+        {
+            "message": "Purchase completed.",
+            "executionId": sale.execution_id,
+            "showId": sale.show_id,
+            "quantity": sale.quantity,
+            "ticketsAvailable": sale.tickets_available,
+            "card": {"brand": sale.card.brand, "last4": sale.card.last4},
+        },
+    )
+
+
+@app.exception_handler(list(ANSWERS))
+def expected_failure(error: Exception) -> Response[dict[str, Any]]:
+    status, message, metric = ANSWERS[type(error)]
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    logger.info("Purchase refused", extra={"outcome": metric})
+    body: dict[str, Any] = {"message": message}
+    if isinstance(error, InvalidRequestError):
+        body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
+    return _answer(status, body)
+
+
+@app.exception_handler(Exception)
+def unexpected_failure(error: Exception) -> Response[dict[str, Any]]:
+    # The request body is never logged: it holds the card number.
+    logger.exception("Purchase failed unexpectedly")
+    metrics.add_metric(name="PurchaseError", unit=MetricUnit.Count, value=1)
+    return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal server error."})
+
+
+def _answer(status: HTTPStatus, body: dict[str, Any]) -> Response[dict[str, Any]]:
+    return Response(
+        status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from card_validation import Card, InvalidCardError, check_card, luhn_valid
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from card_validation import Card, InvalidCardError, check_card, luhn_valid
 
 PROPERTY_SETTINGS = settings(max_examples=300)
 

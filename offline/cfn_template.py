@@ -1,0 +1,115 @@
+"""Reads template.yaml and creates its tables and state machine on any AWS-compatible endpoint.
+
+Names and definitions come from the template, never retyped: a table is created under its
+logical id (ShowTickets, LambdaExecutionLog, TicketSales), and every DefinitionSubstitutions
+value is resolved from the resources it refers to.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+# Local state machines need a role ARN; nothing checks it offline.
+LOCAL_ROLE_ARN = f"arn:aws:iam::{ACCOUNT_ID}:role/local-state-machine"
+
+
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """YAML loader that turns CloudFormation short tags (!Ref, !GetAtt...) into long form."""
+
+
+def _short_tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_tag)
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The template as plain data, short tags expanded."""
+    with path.open(encoding="utf-8") as handle:
+        template: dict[str, Any] = yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - safe subclass
+    return template
+
+
+def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {
+        logical_id: resource
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == resource_type
+    }
+
+
+def table_arn(table_name: str) -> str:
+    return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table_name}"
+
+
+def create_tables(dynamodb: Any, template: dict[str, Any]) -> list[str]:
+    """Create every AWS::DynamoDB::Table of the template, named by logical id; return the names."""
+    names = []
+    for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
+        properties = resource["Properties"]
+        dynamodb.create_table(
+            TableName=logical_id,
+            AttributeDefinitions=properties["AttributeDefinitions"],
+            KeySchema=properties["KeySchema"],
+            BillingMode=properties["BillingMode"],
+        )
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl:
+            dynamodb.update_time_to_live(TableName=logical_id, TimeToLiveSpecification=ttl)
+        names.append(logical_id)
+    return names
+
+
+def resolve(value: Any, template: dict[str, Any]) -> str:
+    """Resolve a substitution value that names a table (!Ref) or its ARN (!GetAtt X.Arn)."""
+    tables = resources_of_type(template, "AWS::DynamoDB::Table")
+    if isinstance(value, dict) and value.get("Ref") in tables:
+        return str(value["Ref"])
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        if logical_id in tables and attribute == "Arn":
+            return table_arn(logical_id)
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"cannot resolve {value!r} offline")
+
+
+def state_machine_definition(template: dict[str, Any], logical_id: str) -> str:
+    """The state machine's ASL with its DefinitionSubstitutions applied, as CloudFormation does."""
+    properties = template["Resources"][logical_id]["Properties"]
+    definition: str = (ROOT / properties["DefinitionUri"]).read_text(encoding="utf-8")
+    for key, value in properties.get("DefinitionSubstitutions", {}).items():
+        definition = definition.replace("${" + key + "}", resolve(value, template))
+    json.loads(definition)  # the result must still be JSON
+    return definition
+
+
+def create_state_machine(stepfunctions: Any, template: dict[str, Any], logical_id: str) -> str:
+    """Create the template's state machine under its logical id; return its ARN."""
+    properties = template["Resources"][logical_id]["Properties"]
+    response = stepfunctions.create_state_machine(
+        name=logical_id,
+        definition=state_machine_definition(template, logical_id),
+        roleArn=LOCAL_ROLE_ARN,
+        type=properties["Type"],
+    )
+    arn: str = response["stateMachineArn"]
+    return arn

@@ -1,0 +1,77 @@
+"""Adds StartSyncExecution, which moto lacks, on top of moto's ASL interpreter.
+
+moto runs an execution on a worker thread; the sync call starts one the ordinary way, waits
+until it leaves RUNNING and answers with StartSyncExecution's fields, as AWS does for EXPRESS
+state machines. Works in-process (mock_aws) and in moto's server alike.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import time
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.backend.execution import Execution
+from moto.stepfunctions.responses import StepFunctionResponse
+
+# AWS ends a sync execution after 5 minutes whatever the state machine says.
+SYNC_LIMIT_SECONDS = 300
+_POLL_SECONDS = 0.002
+_SYNC_STATUS = {"SUCCEEDED": "SUCCEEDED", "TIMED_OUT": "TIMED_OUT"}  # anything else: FAILED
+
+
+def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
+    execution = self.stepfunction_backend.start_execution(
+        self._get_param("stateMachineArn"),
+        self._get_param("name"),
+        self._get_param("input", if_none="{}"),
+    )
+    deadline = time.monotonic() + SYNC_LIMIT_SECONDS
+    while _status(execution) == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(_POLL_SECONDS)
+    status = _status(execution)
+    response: dict[str, Any] = {
+        "executionArn": execution.execution_arn,
+        "stateMachineArn": execution.state_machine_arn,
+        "name": execution.name,
+        "startDate": execution.start_date,
+        "stopDate": execution.stop_date,
+        "status": _SYNC_STATUS.get(status, "FAILED") if status != "RUNNING" else "TIMED_OUT",
+        "input": execution.execution_input,
+    }
+    if status == "SUCCEEDED":
+        output = execution.output
+        response["output"] = output if isinstance(output, str) else json.dumps(output)
+    for field in ("error", "cause"):
+        value = getattr(execution, field, None)
+        if value is not None:
+            response[field] = value
+    return ActionResult(response)
+
+
+def _status(execution: Any) -> str:
+    status = execution.status
+    return str(getattr(status, "value", status))
+
+
+_moto_start_details = Execution.get_start_execution_details
+
+
+def _start_details_with_iso_start_time(self: Execution) -> Any:
+    # AWS gives $$.Execution.StartTime as an ISO-8601 string; moto passes a datetime, which
+    # a DynamoDB task cannot send. Render it the way AWS does.
+    details = _moto_start_details(self)
+    start = details.start_time
+    if isinstance(start, datetime.datetime):
+        details.start_time = (
+            start.strftime("%Y-%m-%dT%H:%M:%S.") + f"{start.microsecond // 1000:03d}Z"
+        )
+    return details
+
+
+def install() -> None:
+    """Teach moto StartSyncExecution and AWS's StartTime format (idempotent)."""
+    StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
+    Execution.get_start_execution_details = _start_details_with_iso_start_time  # type: ignore[method-assign]

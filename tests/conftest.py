@@ -1,0 +1,112 @@
+"""Shared test setup: an offline AWS account, a Lambda context, and the purchase stack on moto."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+# Before any handler module is imported: these are read at import or first use.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    # Offline endpoints have no sync-<host> to prefix StartSyncExecution with.
+    AWS_DISABLE_HOST_PREFIX_INJECTION="true",
+    POWERTOOLS_TRACE_DISABLED="true",
+    POWERTOOLS_METRICS_NAMESPACE="Ticketera",
+    POWERTOOLS_SERVICE_NAME="purchase",
+    LEASE_SECONDS="60",
+)
+
+
+@dataclass
+class FakeLambdaContext:
+    function_name: str = "PurchaseFunction"
+    memory_limit_in_mb: int = 128
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PurchaseFunction"
+    aws_request_id: str = "5b7e9a3c-0000-4000-8000-000000000001"
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@dataclass
+class PurchaseStack:
+    """The purchase path on moto: tables and state machine created from template.yaml."""
+
+    dynamodb: Any
+    stepfunctions: Any
+    state_machine_arn: str
+
+    def add_show(self, show_id: str, tickets: int) -> None:
+        self.dynamodb.put_item(
+            TableName="ShowTickets",
+            Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
+        )
+
+    def tickets_left(self, show_id: str) -> int:
+        item = self.dynamodb.get_item(TableName="ShowTickets", Key={"showId": {"S": show_id}})
+        return int(item["Item"]["ticketsAvailable"]["N"])
+
+    def claim(self, execution_id: str) -> dict[str, Any] | None:
+        response = self.dynamodb.get_item(
+            TableName="LambdaExecutionLog", Key={"executionId": {"S": execution_id}}
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def sales(self, show_id: str) -> list[dict[str, Any]]:
+        response = self.dynamodb.query(
+            TableName="TicketSales",
+            KeyConditionExpression="showId = :show",
+            ExpressionAttributeValues={":show": {"S": show_id}},
+        )
+        items: list[dict[str, Any]] = response["Items"]
+        return items
+
+    def tickets_sold(self, show_id: str) -> int:
+        return sum(int(sale["quantity"]["N"]) for sale in self.sales(show_id))
+
+    def everything_stored(self) -> str:
+        """Every table item, execution input, output and history event, as one text."""
+        parts: list[Any] = []
+        for table in self.dynamodb.list_tables()["TableNames"]:
+            parts.extend(self.dynamodb.scan(TableName=table)["Items"])
+        executions = self.stepfunctions.list_executions(stateMachineArn=self.state_machine_arn)
+        for execution in executions["executions"]:
+            arn = execution["executionArn"]
+            parts.append(self.stepfunctions.describe_execution(executionArn=arn))
+            parts.append(self.stepfunctions.get_execution_history(executionArn=arn)["events"])
+        return json.dumps(parts, default=str)
+
+
+@pytest.fixture
+def purchase_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[PurchaseStack]:
+    """moto with Step Functions really executing the ASL, plus StartSyncExecution."""
+    from moto import mock_aws
+
+    import purchase_workflow
+    from offline import cfn_template, moto_sfn
+
+    moto_sfn.install()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        dynamodb = boto3.client("dynamodb")
+        stepfunctions = boto3.client("stepfunctions")
+        template = cfn_template.load_template()
+        cfn_template.create_tables(dynamodb, template)
+        arn = cfn_template.create_state_machine(stepfunctions, template, "PurchaseStateMachine")
+        monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+        # Settings and client are cached per execution environment: start each test afresh.
+        purchase_workflow.settings.cache_clear()
+        purchase_workflow.sfn_client.cache_clear()
+        yield PurchaseStack(dynamodb, stepfunctions, arn)
+        purchase_workflow.settings.cache_clear()
+        purchase_workflow.sfn_client.cache_clear()
