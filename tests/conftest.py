@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -36,6 +37,18 @@ class FakeLambdaContext:
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
     return FakeLambdaContext()
+
+
+@pytest.fixture
+def purchase_logs(monkeypatch: pytest.MonkeyPatch) -> io.StringIO:
+    """Everything the purchase function logs (JSON lines), as the Lambda runtime would see it."""
+    import purchase_handler
+
+    # Powertools binds its handler to the stdout of import time, which pytest does not capture
+    # per test: point it at a buffer instead.
+    buffer = io.StringIO()
+    monkeypatch.setattr(purchase_handler.logger.registered_handler, "stream", buffer)
+    return buffer
 
 
 @dataclass

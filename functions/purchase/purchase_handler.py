@@ -75,6 +75,12 @@ def expected_failure(error: Exception) -> Response[dict[str, Any]]:
     return _answer(status, body)
 
 
+@app.not_found
+def no_such_route(error: Exception) -> Response[dict[str, Any]]:
+    metrics.add_metric(name="RouteNotFound", unit=MetricUnit.Count, value=1)
+    return _answer(HTTPStatus.NOT_FOUND, {"message": "Not found."})
+
+
 @app.exception_handler(Exception)
 def unexpected_failure(error: Exception) -> Response[dict[str, Any]]:
     # The request body is never logged: it holds the card number.

@@ -1,0 +1,110 @@
+"""The request parser: every field rule of the API contract."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import pytest
+
+from purchase_request import InvalidRequestError, PurchaseRequest, parse_purchase
+
+VALID = {"userId": "ana", "showId": "Rock", "cardNumber": "4111111111111111", "quantity": 3}
+
+
+def fields_in_error(body: str | None) -> list[str]:
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_purchase(body)
+    return [error.field for error in raised.value.errors]
+
+
+def test_parse_purchase_valid_body_returns_request() -> None:
+    assert parse_purchase(json.dumps(VALID)) == PurchaseRequest(
+        "ana", "Rock", "4111111111111111", 3
+    )
+
+
+def test_parse_purchase_without_quantity_defaults_to_one() -> None:
+    body = {key: value for key, value in VALID.items() if key != "quantity"}
+    assert parse_purchase(json.dumps(body)).quantity == 1
+
+
+def test_parse_purchase_decomposed_show_name_is_normalised_to_nfc() -> None:
+    # GIVEN "Café" typed with a combining accent (NFD)
+    body = {**VALID, "showId": unicodedata.normalize("NFD", "Café")}
+    # THEN it names the same show as the precomposed spelling
+    assert parse_purchase(json.dumps(body)).show_id == "Café"
+
+
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        (None, ["body"]),
+        ("", ["body"]),
+        ('{"userId": ', ["body"]),
+        ("[1, 2]", ["body"]),
+        ('"just a string"', ["body"]),
+        ("[" * 100_000, ["body"]),
+        ('{"quantity": ' + "9" * 5000 + "}", ["body"]),
+        ("{}", ["userId", "showId", "cardNumber"]),
+    ],
+    ids=["none", "empty", "malformed", "array", "string", "deep", "huge-int", "empty-object"],
+)
+def test_parse_purchase_unusable_body_names_the_fields(body: str | None, fields: list[str]) -> None:
+    assert fields_in_error(body) == fields
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("userId", ""),
+        ("userId", "u" * 129),
+        ("userId", 42),
+        ("userId", None),
+        ("userId", "ana\n"),
+        ("userId", "\ud800"),
+        ("showId", ""),
+        ("showId", "s" * 257),
+        ("showId", ["Rock"]),
+        ("cardNumber", 4111111111111111),
+        ("cardNumber", None),
+        ("quantity", 0),
+        ("quantity", 11),
+        ("quantity", -1),
+        ("quantity", 2.0),
+        ("quantity", "2"),
+        ("quantity", True),
+        ("quantity", None),
+        ("quantity", 10**30),
+    ],
+)
+def test_parse_purchase_bad_field_is_reported(field: str, value: object) -> None:
+    assert fields_in_error(json.dumps({**VALID, field: value})) == [field]
+
+
+def test_parse_purchase_limits_are_inclusive() -> None:
+    body = {**VALID, "userId": "u" * 128, "showId": "s" * 256, "quantity": 10}
+    request = parse_purchase(json.dumps(body))
+    assert (len(request.user_id), len(request.show_id), request.quantity) == (128, 256, 10)
+
+
+def test_parse_purchase_unknown_field_is_rejected() -> None:
+    # A typo such as "quantiy" must not silently buy the default single ticket.
+    assert fields_in_error(json.dumps({**VALID, "quantiy": 4})) == ["quantiy"]
+
+
+def test_parse_purchase_every_problem_is_listed_at_once() -> None:
+    assert fields_in_error(json.dumps({"quantity": 0})) == [
+        "userId",
+        "showId",
+        "cardNumber",
+        "quantity",
+    ]
+
+
+def test_parse_purchase_error_never_echoes_the_body() -> None:
+    body = '{"cardNumber": "4111111111111111", "userId": '
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_purchase(body)
+    assert "4111" not in str(raised.value)
+    assert "4111" not in " ".join(e.message for e in raised.value.errors)
