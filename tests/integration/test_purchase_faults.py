@@ -86,15 +86,15 @@ def faults(purchase_stack: PurchaseStack, monkeypatch: pytest.MonkeyPatch) -> It
             from_workflow = threading.current_thread() is not threading.main_thread()
             table = self.body.get("TableName")
             for fault in injected.active:
-                if from_workflow and fault.operation == operation and fault.table in (None, table):
-                    if fault.hits < fault.times:
-                        fault.hits += 1
-                        if fault.before:
-                            fault.before()
-                        result = original(self)
-                        if fault.after:
-                            fault.after()
-                        return result
+                hit = fault.operation == operation and fault.table in (None, table)
+                if from_workflow and hit and fault.hits < fault.times:
+                    fault.hits += 1
+                    if fault.before:
+                        fault.before()
+                    result = original(self)
+                    if fault.after:
+                        fault.after()
+                    return result
             return original(self)
 
         monkeypatch.setattr(DynamoHandler, operation, faulty)
