@@ -1,0 +1,149 @@
+"""template.yaml and the ASL agree: timeouts, substitutions, least-privilege IAM, the layer."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from offline import cfn_template
+
+ROOT = cfn_template.ROOT
+TEMPLATE = cfn_template.load_template()
+RESOURCES = TEMPLATE["Resources"]
+STATE_MACHINE = RESOURCES["PurchaseStateMachine"]["Properties"]
+ASL_TEXT = (ROOT / STATE_MACHINE["DefinitionUri"]).read_text(encoding="utf-8")
+ASL = json.loads(ASL_TEXT)
+# The DynamoDB actions each ASL task needs, by API name.
+TASK_ACTIONS = {"putItem": "PutItem", "updateItem": "UpdateItem", "getItem": "GetItem"}
+TRANSACT_ACTIONS = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+
+
+def table_of(table_name: str) -> str:
+    """The logical id of the table an ASL TableName placeholder stands for."""
+    placeholder = re.fullmatch(r"\$\{(\w+)\}", table_name)
+    assert placeholder, f"table names reach the ASL through DefinitionSubstitutions: {table_name}"
+    return str(STATE_MACHINE["DefinitionSubstitutions"][placeholder.group(1)]["Ref"])
+
+
+def actions_the_asl_uses() -> set[tuple[str, str]]:
+    used = set()
+    for state in ASL["States"].values():
+        resource = state.get("Resource", "")
+        api = resource.rsplit(":", 1)[-1]
+        if resource.startswith("arn:aws:states:::dynamodb:"):
+            used.add((table_of(state["Parameters"]["TableName"]), TASK_ACTIONS[api]))
+        elif resource == "arn:aws:states:::aws-sdk:dynamodb:transactWriteItems":
+            for item in state["Parameters"]["TransactItems"]:
+                ((kind, operation),) = item.items()
+                used.add((table_of(operation["TableName"]), TRANSACT_ACTIONS[kind]))
+        else:
+            assert not resource, f"unexpected integration {resource}: direct DynamoDB only"
+    return used
+
+
+def statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in resource["Properties"]["Policies"] for s in policy["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_template_state_machine_grants_exactly_the_dynamodb_actions_the_asl_uses() -> None:
+    granted = set()
+    for statement in statements(RESOURCES["PurchaseStateMachine"]):
+        for action in as_list(statement["Action"]):
+            if action.startswith("dynamodb:"):
+                (table,) = (r["Fn::GetAtt"][0] for r in as_list(statement["Resource"]))
+                granted.add((table, action.removeprefix("dynamodb:")))
+    assert granted == actions_the_asl_uses()
+
+
+def test_template_wildcard_resources_are_only_the_log_delivery_actions() -> None:
+    for logical_id in ("PurchaseStateMachine", "PurchaseFunction"):
+        for statement in statements(RESOURCES[logical_id]):
+            assert all("*" not in action for action in as_list(statement["Action"]))
+            if statement["Resource"] == "*":
+                assert all(a.startswith("logs:") for a in as_list(statement["Action"]))
+
+
+def test_template_purchase_function_may_only_start_this_state_machine_synchronously() -> None:
+    (statement,) = statements(RESOURCES["PurchaseFunction"])
+    assert statement["Action"] == "states:StartSyncExecution"
+    assert statement["Resource"] == {"Ref": "PurchaseStateMachine"}
+
+
+def test_template_every_substitution_is_used_and_every_placeholder_defined() -> None:
+    placeholders = set(re.findall(r"\$\{(\w+)\}", ASL_TEXT))
+    assert placeholders == set(STATE_MACHINE["DefinitionSubstitutions"])
+
+
+def test_template_asl_is_express_jsonpath_with_a_timeout() -> None:
+    assert STATE_MACHINE["Type"] == "EXPRESS"
+    assert ASL["QueryLanguage"] == "JSONPath"
+    assert ASL["TimeoutSeconds"] > 0
+
+
+def test_template_lease_outlives_the_state_machine_and_lambda_outwaits_it() -> None:
+    # A live execution must never lose its claim; the function must see the execution end.
+    lease = TEMPLATE["Parameters"]["LeaseSeconds"]
+    assert lease["MinValue"] >= ASL["TimeoutSeconds"]
+    assert lease["Default"] >= ASL["TimeoutSeconds"]
+    assert RESOURCES["PurchaseFunction"]["Properties"]["Timeout"] > ASL["TimeoutSeconds"]
+
+
+@pytest.mark.parametrize("name", [n for n, s in ASL["States"].items() if s["Type"] == "Task"])
+def test_template_every_task_retries_throttling_with_jitter(name: str) -> None:
+    retriers = ASL["States"][name]["Retry"]
+    assert retriers and all(r["JitterStrategy"] == "FULL" for r in retriers)
+
+
+def test_template_state_machine_logs_everything_and_traces() -> None:
+    assert STATE_MACHINE["Logging"]["Level"] == "ALL"
+    assert STATE_MACHINE["Logging"]["IncludeExecutionData"] is True
+    assert STATE_MACHINE["Tracing"]["Enabled"] is True
+    log_group = STATE_MACHINE["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]
+    assert "RetentionInDays" in RESOURCES[log_group["LogGroupArn"]["Fn::GetAtt"][0]]["Properties"]
+
+
+def test_template_card_check_ships_as_a_layer_not_a_copy() -> None:
+    function = RESOURCES["PurchaseFunction"]["Properties"]
+    layer = RESOURCES["CardValidationLayer"]
+    assert function["Layers"] == [{"Ref": "CardValidationLayer"}]
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    layer_dir = ROOT / layer["Properties"]["ContentUri"]
+    assert (layer_dir / "card_validation.py").is_file()
+    # BuildMethod puts the modules under python/ itself; a python/ folder here would nest it.
+    assert not (layer_dir / "python").exists()
+    assert not list((ROOT / function["CodeUri"]).rglob("card_validation*.py"))
+
+
+def test_template_every_function_handler_exists() -> None:
+    for resource in cfn_template.resources_of_type(TEMPLATE, "AWS::Serverless::Function").values():
+        properties = resource["Properties"]
+        module, _, function = properties["Handler"].rpartition(".")
+        source = ROOT / properties["CodeUri"] / f"{module}.py"
+        assert f"def {function}(" in source.read_text(encoding="utf-8")
+        assert (ROOT / properties["CodeUri"] / "requirements.txt").is_file()
+
+
+def test_template_tables_are_on_demand() -> None:
+    tables = cfn_template.resources_of_type(TEMPLATE, "AWS::DynamoDB::Table")
+    assert {"ShowTickets", "LambdaExecutionLog", "TicketSales"} <= set(tables)
+    assert all(t["Properties"]["BillingMode"] == "PAY_PER_REQUEST" for t in tables.values())
+    ttl = tables["LambdaExecutionLog"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": "expiresAt", "Enabled": True}
+
+
+def test_template_every_output_has_a_description() -> None:
+    assert all(output.get("Description") for output in TEMPLATE["Outputs"].values())
+
+
+def test_template_asl_file_is_the_one_the_offline_stack_runs() -> None:
+    definition = json.loads(cfn_template.state_machine_definition(TEMPLATE, "PurchaseStateMachine"))
+    tables = json.dumps(definition)
+    assert "${" not in tables
+    assert '"TableName": "ShowTickets"' in tables
