@@ -1,0 +1,140 @@
+"""The events catalog in MySQL: one lazily opened, reused connection and the flyer UPDATE."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import functools
+from typing import Any
+
+import pymysql
+from aws_lambda_powertools import Logger
+
+from events_schema import apply_migrations
+from flyer_config import SERVICE_NAME, DbSettings
+from flyer_records import FlyerUpload
+
+logger = Logger(service=SERVICE_NAME, child=True)
+
+# Errors after which a connection cannot be trusted any more: the server closed it (idle timeout,
+# restart, failover, KILL) or the network dropped it.
+CONNECTION_ERRORS = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
+
+_CONNECT_TIMEOUT_SECONDS = 5
+# Well below the function's timeout, so that a stuck query fails the invocation (and is retried)
+# instead of timing it out.
+_QUERY_TIMEOUT_SECONDS = 10
+
+# One statement: the flyer and its guard change together or not at all. The row tuple mirrors
+# FlyerUpload.version: only a strictly newer upload replaces the flyer, so a repeated record
+# matches nothing and an older one arriving late cannot overwrite a newer one. A flyer set
+# without a guard (by hand) is replaced by any upload.
+_STORE_FLYER = """
+UPDATE events
+SET flyer = %(flyer)s, flyer_event_time = %(event_time)s, flyer_sequencer = %(sequencer)s
+WHERE name = %(name)s
+  AND (flyer_event_time IS NULL
+       OR (flyer_event_time, flyer, flyer_sequencer) < (%(event_time)s, %(flyer)s, %(sequencer)s))
+"""
+_EVENT_EXISTS = "SELECT 1 FROM events WHERE name = %(name)s"
+
+
+class FlyerOutcome(enum.Enum):
+    """What storing one upload did."""
+
+    STORED = "stored"
+    # The row already holds this upload or a newer one.
+    UNCHANGED = "unchanged"
+    UNKNOWN_EVENT = "unknown_event"
+
+
+def open_connection(settings: DbSettings) -> Any:
+    """A new autocommit connection; TLS verified against `settings.ssl_ca` when it is set."""
+    tls: dict[str, Any] = {}
+    if settings.ssl_ca is not None:
+        # Require TLS and check the certificate chain and that it was issued for this host.
+        tls = {"ssl_ca": str(settings.ssl_ca), "ssl_verify_identity": True}
+    return pymysql.connect(
+        host=settings.host,
+        port=settings.port,
+        user=settings.user,
+        password=settings.password,
+        database=settings.name,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=_QUERY_TIMEOUT_SECONDS,
+        write_timeout=_QUERY_TIMEOUT_SECONDS,
+        **tls,
+    )
+
+
+class EventsDb:
+    """The events catalog, over one connection opened on first use and reused afterwards.
+
+    The first connection of an execution environment also applies pending migrations.
+    """
+
+    def __init__(self, settings: DbSettings) -> None:
+        self._settings = settings
+        self._connection: Any = None
+        self._schema_checked = False
+
+    def store_flyer(self, upload: FlyerUpload) -> FlyerOutcome:
+        """Record `upload` as its event's flyer unless the row already has it or a newer one."""
+        if self._connection is not None:
+            try:
+                return self._store_flyer(self._connection, upload)
+            except CONNECTION_ERRORS as error:
+                # The UPDATE is idempotent, so running it again on a new connection is safe.
+                logger.warning(
+                    "Lost the database connection; reconnecting", extra={"error": repr(error)}
+                )
+                self.close()
+        return self._store_flyer(self._open(), upload)
+
+    def close(self) -> None:
+        """Close the connection, if any; the next call opens a new one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing a connection the server already dropped raises: nothing is left to release.
+            with contextlib.suppress(pymysql.err.Error):
+                connection.close()
+
+    def _open(self) -> Any:
+        connection = open_connection(self._settings)
+        try:
+            if not self._schema_checked:
+                applied = apply_migrations(connection)
+                if applied:
+                    logger.info("Applied schema migrations", extra={"versions": applied})
+                self._schema_checked = True
+        except BaseException:
+            with contextlib.suppress(pymysql.err.Error):
+                connection.close()
+            raise
+        self._connection = connection
+        return connection
+
+    @staticmethod
+    def _store_flyer(connection: Any, upload: FlyerUpload) -> FlyerOutcome:
+        parameters = {
+            "name": upload.event_name,
+            "flyer": upload.flyer,
+            "event_time": upload.event_time,
+            "sequencer": upload.sequencer,
+        }
+        with connection.cursor() as cursor:
+            if cursor.execute(_STORE_FLYER, parameters):
+                return FlyerOutcome.STORED
+            # Nothing changed: tell an unknown event from an up-to-date row. A read only, so the
+            # write itself stays one statement.
+            if cursor.execute(_EVENT_EXISTS, {"name": upload.event_name}):
+                return FlyerOutcome.UNCHANGED
+            return FlyerOutcome.UNKNOWN_EVENT
+
+
+@functools.cache
+def default_events_db() -> EventsDb:
+    """The execution environment's catalog, configured from the environment on first use."""
+    return EventsDb(DbSettings.from_env())

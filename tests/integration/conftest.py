@@ -1,0 +1,249 @@
+"""MySQL for the flyer tests: a throwaway MariaDB per session, a fresh database per test.
+
+Set TEST_DATABASE_URL (`mysql://user:password@host:port/any`) to use an existing server
+instead; its user must be allowed to create and drop databases. Without either, the tests fail
+under CI and are skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pymysql
+import pytest
+
+from tests.mariadb_server import find_binaries, start_mariadb
+
+
+@dataclass(frozen=True)
+class Server:
+    """A MySQL-compatible server the tests may create databases on."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    # Set when the tests started the server with TLS from a CA of their own.
+    ca_cert: Path | None = None
+
+    def url(self, database: str) -> str:
+        credentials = quote(self.user, safe="")
+        if self.password:
+            credentials += ":" + quote(self.password, safe="")
+        return f"mysql://{credentials}@{self.host}:{self.port}/{database}"
+
+    def connect(self, database: str | None = None) -> Any:
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[Server]:
+    external_url = os.environ.get("TEST_DATABASE_URL")
+    if external_url:
+        from flyer_config import db_environ_from_url
+
+        settings = db_environ_from_url(external_url)
+        yield Server(
+            host=settings["DB_HOST"],
+            port=int(settings["DB_PORT"]),
+            user=settings["DB_USER"],
+            password=settings["DB_PASSWORD"],
+        )
+        return
+    if find_binaries() is None:
+        message = (
+            "No MySQL server for the flyer tests: mariadbd and mariadb-install-db are not"
+            " installed (install mariadb-server, or set TEST_DATABASE_URL)"
+        )
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    # Installed but not starting is a failure everywhere, not a reason to skip.
+    server = start_mariadb(tls=True)
+    try:
+        yield Server(
+            host=server.host,
+            port=server.port,
+            user=server.user,
+            password=server.password,
+            ca_cert=server.tls.ca_cert if server.tls else None,
+        )
+    finally:
+        server.stop()
+
+
+@dataclass
+class Catalog:
+    """One test's database, with the schema applied, seen through an admin connection."""
+
+    server: Server
+    name: str
+    admin: Any
+
+    @property
+    def url(self) -> str:
+        return self.server.url(self.name)
+
+    def add_event(self, name: str, price: str = "50.00", tickets: int = 100) -> None:
+        with self.admin.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO events (name, ticket_price, tickets_available) VALUES (%s, %s, %s)",
+                (name, Decimal(price), tickets),
+            )
+
+    def flyer(self, name: str) -> str | None:
+        row = self.row(name)
+        assert row is not None, f"no event named {name!r}"
+        flyer: str | None = row["flyer"]
+        return flyer
+
+    def row(self, name: str) -> dict[str, Any] | None:
+        with self.admin.cursor(pymysql.cursors.DictCursor) as cursor:
+            cursor.execute("SELECT * FROM events WHERE name = %s", (name,))
+            row: dict[str, Any] | None = cursor.fetchone()
+            return row
+
+    def rows(self) -> list[dict[str, Any]]:
+        with self.admin.cursor(pymysql.cursors.DictCursor) as cursor:
+            cursor.execute("SELECT * FROM events ORDER BY id")
+            return list(cursor.fetchall())
+
+    def tables(self) -> set[str]:
+        with self.admin.cursor() as cursor:
+            cursor.execute("SHOW TABLES")
+            return {str(table) for (table,) in cursor.fetchall()}
+
+    def function_connection_ids(self) -> list[int]:
+        """Server-side ids of the other connections to this database: the function's."""
+        with self.admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM information_schema.PROCESSLIST"
+                " WHERE db = %s AND id <> CONNECTION_ID() ORDER BY id",
+                (self.name,),
+            )
+            return [int(connection_id) for (connection_id,) in cursor.fetchall()]
+
+    def kill(self, connection_id: int) -> None:
+        with self.admin.cursor() as cursor:
+            cursor.execute("KILL CONNECTION %s", (connection_id,))
+
+
+@pytest.fixture
+def empty_database(mysql_server: Server) -> Iterator[Catalog]:
+    """A new, empty database, dropped after the test."""
+    name = f"flyer_test_{uuid.uuid4().hex[:12]}"
+    admin = mysql_server.connect()
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        cursor.execute(f"USE `{name}`")
+    try:
+        yield Catalog(server=mysql_server, name=name, admin=admin)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture
+def catalog(empty_database: Catalog) -> Catalog:
+    """A fresh database with the schema applied the same way the function applies it."""
+    from events_schema import apply_migrations
+
+    connection = empty_database.server.connect(empty_database.name)
+    try:
+        apply_migrations(connection)
+    finally:
+        connection.close()
+    return empty_database
+
+
+@contextlib.contextmanager
+def _function_environment(monkeypatch: pytest.MonkeyPatch, url: str) -> Iterator[None]:
+    from events_db import default_events_db
+    from flyer_config import db_environ_from_url
+
+    for variable, value in db_environ_from_url(url).items():
+        monkeypatch.setenv(variable, value)
+    # The connection is cached per execution environment: every test starts a cold one.
+    default_events_db.cache_clear()
+    try:
+        yield
+    finally:
+        if default_events_db.cache_info().currsize:
+            default_events_db().close()
+        default_events_db.cache_clear()
+
+
+@pytest.fixture
+def flyer_function(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> Iterator[Catalog]:
+    """The flyer function's environment pointed at `catalog`, as a cold execution environment."""
+    with _function_environment(monkeypatch, catalog.url):
+        yield catalog
+
+
+@pytest.fixture
+def flyer_function_on_empty_database(
+    monkeypatch: pytest.MonkeyPatch, empty_database: Catalog
+) -> Iterator[Catalog]:
+    """The flyer function pointed at a database that has no schema yet."""
+    with _function_environment(monkeypatch, empty_database.url):
+        yield empty_database
+
+
+@dataclass
+class FlyerLogs:
+    buffer: io.StringIO
+
+    def records(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.buffer.getvalue().splitlines() if line]
+
+    def warnings(self) -> list[dict[str, Any]]:
+        return [record for record in self.records() if record["level"] == "WARNING"]
+
+
+@pytest.fixture
+def flyer_logs(monkeypatch: pytest.MonkeyPatch) -> FlyerLogs:
+    """Everything the flyer function logs (JSON lines), as the Lambda runtime would see it."""
+    import flyer_handler
+
+    # Powertools binds its handler to the stdout of import time, which pytest does not capture
+    # per test: point it at a buffer instead.
+    buffer = io.StringIO()
+    monkeypatch.setattr(flyer_handler.logger.registered_handler, "stream", buffer)
+    return FlyerLogs(buffer)
+
+
+@pytest.fixture
+def flyer_metrics(capsys: pytest.CaptureFixture[str]) -> Callable[[], dict[str, float]]:
+    """Metric name -> value from the Embedded Metric Format lines printed since the last call."""
+
+    def read() -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for line in capsys.readouterr().out.splitlines():
+            document = json.loads(line) if line.startswith("{") else {}
+            for directive in document.get("_aws", {}).get("CloudWatchMetrics", []):
+                for metric in directive["Metrics"]:
+                    value = document[metric["Name"]]
+                    # One value or a list of values, depending on how many were added.
+                    metrics[metric["Name"]] = sum(value) if isinstance(value, list) else value
+        return metrics
+
+    return read

@@ -1,0 +1,276 @@
+"""A throwaway MariaDB server in a temporary directory, for tests and the local stack."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import pymysql
+
+# Debian puts the server in /usr/sbin, which is not on every user's PATH.
+_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+_START_ATTEMPTS = 3
+
+
+class MariaDBUnavailableError(RuntimeError):
+    """The MariaDB binaries are missing or the server would not start."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a private CA and a server certificate it signed for 127.0.0.1."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+@dataclass
+class MariaDBServer:
+    """A running server; root has no password and is reachable over TCP on 127.0.0.1."""
+
+    base_dir: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    tls: TlsFiles | None
+    host: str = "127.0.0.1"
+    user: str = "root"
+    password: str = ""
+
+    def url(self, database: str) -> str:
+        """A `mysql://` URL for `database` on this server."""
+        credentials = quote(self.user, safe="")
+        if self.password:
+            credentials += ":" + quote(self.password, safe="")
+        return f"mysql://{credentials}@{self.host}:{self.port}/{quote(database, safe='')}"
+
+    def connect(self, database: str | None = None) -> pymysql.connections.Connection:
+        """An autocommit connection as root, for setting up and inspecting test data."""
+        return pymysql.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database,
+            charset="utf8mb4",
+            autocommit=True,
+        )
+
+    def stop(self) -> None:
+        """Stop the server and delete its data directory."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+
+
+def find_binaries() -> tuple[str, str] | None:
+    """Paths of `mariadb-install-db` and `mariadbd`, or None when either is missing."""
+    install_db = shutil.which("mariadb-install-db", path=_SEARCH_PATH)
+    server = shutil.which("mariadbd", path=_SEARCH_PATH)
+    if install_db is None or server is None:
+        return None
+    return install_db, server
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Create a private CA and a server certificate for 127.0.0.1 (needs `cryptography`)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = dt.datetime.now(dt.UTC)
+    validity = (now - dt.timedelta(minutes=5), now + dt.timedelta(days=1))
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Throwaway test CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(validity[0])
+        .not_valid_after(validity[1])
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.IPv4Address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    files = TlsFiles(
+        ca_cert=directory / "ca.pem",
+        server_cert=directory / "server-cert.pem",
+        server_key=directory / "server-key.pem",
+    )
+    files.ca_cert.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    files.server_key.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return files
+
+
+def start_mariadb(*, tls: bool = False, timeout: float = 30.0) -> MariaDBServer:
+    """Install a fresh data directory in a temp dir and start a server on a free port.
+
+    With `tls`, the server also offers TLS with a certificate from a private CA made for the
+    occasion (`server.tls.ca_cert` verifies it). Raises MariaDBUnavailableError when the binaries
+    are missing or the server does not accept connections within `timeout` seconds.
+    """
+    binaries = find_binaries()
+    if binaries is None:
+        raise MariaDBUnavailableError("mariadb-install-db and mariadbd are not installed")
+    install_db, server_binary = binaries
+    # The server refuses to run as root unless told which user to run as; this works for anyone.
+    user = pwd.getpwuid(os.getuid()).pw_name
+
+    base_dir = Path(tempfile.mkdtemp(prefix="mariadb-"))
+    try:
+        data_dir = base_dir / "data"
+        installed = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+            [
+                install_db,
+                "--no-defaults",
+                f"--user={user}",
+                f"--datadir={data_dir}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            capture_output=True,
+            check=False,
+        )
+        if installed.returncode != 0:
+            raise MariaDBUnavailableError(
+                "mariadb-install-db failed: " + installed.stderr.decode(errors="replace")[-2000:]
+            )
+        tls_files = make_tls_files(base_dir) if tls else None
+
+        # A port picked now may be taken before the server binds it: try a few.
+        for _ in range(_START_ATTEMPTS):
+            port = free_port()
+            process = _spawn(server_binary, user, base_dir, data_dir, port, tls_files)
+            if _wait_until_ready(process, port, timeout):
+                return MariaDBServer(base_dir=base_dir, port=port, process=process, tls=tls_files)
+            _terminate(process)
+        log = (base_dir / "error.log").read_text(errors="replace")[-2000:]
+        raise MariaDBUnavailableError(f"mariadbd did not start; its log ends with:\n{log}")
+    except BaseException:
+        shutil.rmtree(base_dir, ignore_errors=True)
+        raise
+
+
+def _spawn(
+    server_binary: str,
+    user: str,
+    base_dir: Path,
+    data_dir: Path,
+    port: int,
+    tls_files: TlsFiles | None,
+) -> subprocess.Popen[bytes]:
+    arguments = [
+        server_binary,
+        "--no-defaults",
+        f"--user={user}",
+        f"--datadir={data_dir}",
+        f"--socket={base_dir / 'mariadb.sock'}",
+        f"--pid-file={base_dir / 'mariadb.pid'}",
+        f"--log-error={base_dir / 'error.log'}",
+        f"--tmpdir={base_dir}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        "--skip-name-resolve",
+        # Test data is disposable: skip the fsync on every commit.
+        "--innodb-flush-log-at-trx-commit=0",
+        "--innodb-buffer-pool-size=32M",
+    ]
+    if tls_files is not None:
+        arguments += [
+            f"--ssl-ca={tls_files.ca_cert}",
+            f"--ssl-cert={tls_files.server_cert}",
+            f"--ssl-key={tls_files.server_key}",
+        ]
+    return subprocess.Popen(  # noqa: S603 - fixed arguments, no shell
+        arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            pymysql.connect(
+                host="127.0.0.1", port=port, user="root", password="", connect_timeout=1
+            ).close()
+            return True
+        except pymysql.err.OperationalError:
+            time.sleep(0.05)
+    return False
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
