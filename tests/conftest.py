@@ -33,6 +33,9 @@ class FakeLambdaContext:
     invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PurchaseFunction"
     aws_request_id: str = "5b7e9a3c-0000-4000-8000-000000000001"
 
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
+
 
 @pytest.fixture
 def lambda_context() -> FakeLambdaContext:
@@ -106,6 +109,7 @@ def purchase_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[PurchaseStack]:
     """moto with Step Functions really executing the ASL, plus StartSyncExecution."""
     from moto import mock_aws
 
+    import purchase_idempotency
     import purchase_workflow
     from offline import cfn_template, moto_sfn
 
@@ -117,9 +121,15 @@ def purchase_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[PurchaseStack]:
         cfn_template.create_tables(dynamodb, template)
         arn = cfn_template.create_state_machine(stepfunctions, template, "PurchaseStateMachine")
         monkeypatch.setenv("STATE_MACHINE_ARN", arn)
-        # Settings and client are cached per execution environment: start each test afresh.
-        purchase_workflow.settings.cache_clear()
-        purchase_workflow.sfn_client.cache_clear()
+        monkeypatch.setenv("IDEMPOTENCY_TABLE", "IdempotencyRecords")
+        # Settings and clients are cached per execution environment: start each test afresh.
+        caches = (
+            purchase_workflow.settings,
+            purchase_workflow.sfn_client,
+            purchase_idempotency._once,
+        )
+        for cached in caches:
+            cached.cache_clear()
         yield PurchaseStack(dynamodb, stepfunctions, arn)
-        purchase_workflow.settings.cache_clear()
-        purchase_workflow.sfn_client.cache_clear()
+        for cached in caches:
+            cached.cache_clear()

@@ -11,7 +11,8 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from card_validation import InvalidCardError, check_card
+from card_validation import Card, InvalidCardError, check_card
+from purchase_idempotency import Answer, answer_once, idempotency_key, register_lambda_context
 from purchase_request import InvalidRequestError, parse_purchase
 from purchase_workflow import (
     PurchaseInProgressError,
@@ -44,24 +45,55 @@ ANSWERS: dict[type[Exception], tuple[HTTPStatus, str, str]] = {
 }
 
 
+COMPLETED = "Purchase completed."
+# The metric counting each answer, found from its message.
+METRICS = {message: metric for _, message, metric in ANSWERS.values()} | {
+    COMPLETED: "PurchaseCompleted"
+}
+
+
 @app.post("/purchases")
 @tracer.capture_method
 def purchase() -> Response[dict[str, Any]]:
     request = parse_purchase(app.current_event.decoded_body)
     card = check_card(request.card_number)
-    sale = run_purchase(request.user_id, request.show_id, request.quantity, card)
-    metrics.add_metric(name="PurchaseCompleted", unit=MetricUnit.Count, value=1)
-    return _answer(
-        HTTPStatus.OK,
-        {
-            "message": "Purchase completed.",
-            "executionId": sale.execution_id,
-            "showId": sale.show_id,
-            "quantity": sale.quantity,
-            "ticketsAvailable": sale.tickets_available,
-            "card": {"brand": sale.card.brand, "last4": sale.card.last4},
+    key = idempotency_key(app.current_event.headers)
+    # What the sale needs, and all an idempotency record may hold: never the card number.
+    sale = {
+        "userId": request.user_id,
+        "showId": request.show_id,
+        "quantity": request.quantity,
+        "card": {"brand": card.brand, "last4": card.last4},
+    }
+    answer = sell(sale) if key is None else answer_once(key, sale, sell)
+    metrics.add_metric(name=METRICS[answer["body"]["message"]], unit=MetricUnit.Count, value=1)
+    return _answer(HTTPStatus(answer["status"]), answer["body"])
+
+
+def sell(sale: dict[str, Any]) -> Answer:
+    """Run the sale; its final answer (sold, sold out, no such show) as {"status", "body"}.
+
+    An answer that is not final (in progress, unexpected failure) is raised instead, so that
+    it is never stored for an idempotent replay.
+    """
+    try:
+        result = run_purchase(
+            sale["userId"], sale["showId"], sale["quantity"], Card(**sale["card"])
+        )
+    except (SoldOutError, ShowNotFoundError) as refusal:
+        status, message, _ = ANSWERS[type(refusal)]
+        return {"status": status.value, "body": {"message": message}}
+    return {
+        "status": HTTPStatus.OK.value,
+        "body": {
+            "message": COMPLETED,
+            "executionId": result.execution_id,
+            "showId": result.show_id,
+            "quantity": result.quantity,
+            "ticketsAvailable": result.tickets_available,
+            "card": {"brand": result.card.brand, "last4": result.card.last4},
         },
-    )
+    }
 
 
 @app.exception_handler(list(ANSWERS))
@@ -99,4 +131,5 @@ def _answer(status: HTTPStatus, body: dict[str, Any]) -> Response[dict[str, Any]
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    register_lambda_context(context)
     return app.resolve(event, context)

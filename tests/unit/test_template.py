@@ -70,10 +70,18 @@ def test_template_wildcard_resources_are_only_the_log_delivery_actions() -> None
                 assert all(a.startswith("logs:") for a in as_list(statement["Action"]))
 
 
-def test_template_purchase_function_may_only_start_this_state_machine_synchronously() -> None:
-    (statement,) = statements(RESOURCES["PurchaseFunction"])
-    assert statement["Action"] == "states:StartSyncExecution"
-    assert statement["Resource"] == {"Ref": "PurchaseStateMachine"}
+def test_template_purchase_function_may_only_run_the_workflow_and_keep_idempotency() -> None:
+    workflow, idempotency = statements(RESOURCES["PurchaseFunction"])
+    assert workflow["Action"] == "states:StartSyncExecution"
+    assert workflow["Resource"] == {"Ref": "PurchaseStateMachine"}
+    # What Powertools' DynamoDB persistence layer calls, on its own table only.
+    assert set(idempotency["Action"]) == {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+    }
+    assert idempotency["Resource"] == {"Fn::GetAtt": ["IdempotencyRecords", "Arn"]}
 
 
 def test_template_every_substitution_is_used_and_every_placeholder_defined() -> None:

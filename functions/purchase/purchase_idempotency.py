@@ -1,0 +1,92 @@
+"""Client idempotency: a repeated Idempotency-Key returns the first answer without selling again.
+
+Records live 24 hours in the IdempotencyRecords table (Powertools Idempotency). The key is the
+user and the header, so one client's keys never collide with another's; the record is checked
+against the request (user, show, quantity, card brand and last 4: never the card number), so
+the same key with a different request is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from purchase_request import FieldError, InvalidRequestError
+from purchase_workflow import PurchaseInProgressError
+
+HEADER = "idempotency-key"
+RECORD_SECONDS = 24 * 3600
+_VISIBLE_ASCII = frozenset(chr(code) for code in range(0x21, 0x7F))
+_MAX_KEY_LENGTH = 128
+
+Answer = dict[str, Any]
+
+
+def idempotency_key(headers: dict[str, str]) -> str | None:
+    """The request's Idempotency-Key, None without one; a malformed key is an invalid request."""
+    key = next((value for name, value in headers.items() if name.lower() == HEADER), None)
+    if key is not None and not (0 < len(key) <= _MAX_KEY_LENGTH and _VISIBLE_ASCII.issuperset(key)):
+        raise InvalidRequestError(
+            [FieldError("Idempotency-Key", "must be 1 to 128 visible ASCII characters")]
+        )
+    return key
+
+
+_config = IdempotencyConfig(
+    event_key_jmespath="key",
+    payload_validation_jmespath="request",
+    expires_after_seconds=RECORD_SECONDS,
+)
+
+
+def register_lambda_context(context: LambdaContext) -> None:
+    # Lets an IN_PROGRESS record expire with the invocation if the function dies mid-sale.
+    _config.register_lambda_context(context)
+
+
+@cache
+def _once(sell: Callable[[dict[str, Any]], Answer]) -> Callable[..., Answer]:
+    # Built on first use: requests without the header never create the DynamoDB client.
+    persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
+
+    def sell_once(attempt: dict[str, Any]) -> Answer:
+        return sell(attempt["request"])
+
+    once: Callable[..., Answer] = idempotent_function(
+        sell_once, data_keyword_argument="attempt", persistence_store=persistence, config=_config
+    )
+    return once
+
+
+def answer_once(
+    key: str, request: dict[str, Any], sell: Callable[[dict[str, Any]], Answer]
+) -> Answer:
+    """`sell(request)`'s answer the first time `key` is seen; the stored answer afterwards.
+
+    `sell` is a module-level function and `request` plain JSON data without the card number.
+    Raises PurchaseInProgressError while the first is still running and InvalidRequestError if
+    the key was used for another request. When `sell` raises, nothing is stored, so a retry
+    runs again.
+    """
+    attempt = {"key": f"{request['userId']}:{key}", "request": request}
+    try:
+        return _once(sell)(attempt=attempt)
+    except IdempotencyAlreadyInProgressError:
+        raise PurchaseInProgressError() from None
+    except IdempotencyValidationError:
+        raise InvalidRequestError(
+            [FieldError("Idempotency-Key", "was already used for a different request")]
+        ) from None
