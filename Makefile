@@ -8,7 +8,7 @@ SAM := $(SAM_VENV)/bin/sam
 # sam validate needs a region and some credentials even though it never calls AWS.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: dev lint test local build deploy clean
+.PHONY: dev lint test local traces bench build deploy clean
 
 dev: $(VENV)/.installed $(SAM_VENV)/.installed
 
@@ -32,6 +32,18 @@ lint: dev
 
 test: lint
 	$(BIN)/pytest
+
+# The whole system offline: HTTP API on :3000, AWS endpoint on :4566. Ctrl-C stops it.
+local: $(VENV)/.installed
+	$(BIN)/python -m offline
+
+# Recent executions of the local state machine, or one's trace: make traces EXECUTION=name
+traces: $(VENV)/.installed
+	$(BIN)/python -m offline.traces $(EXECUTION)
+
+# Cold start, package size, handler overhead and the cost model, side by side: BENCHMARKS.md
+bench: dev
+	$(BIN)/python -m bench
 
 build: dev
 	$(OFFLINE_AWS) $(SAM) build

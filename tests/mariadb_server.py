@@ -188,7 +188,7 @@ def start_mariadb(*, tls: bool = False, timeout: float = 30.0) -> MariaDBServer:
     base_dir = Path(tempfile.mkdtemp(prefix="mariadb-"))
     try:
         data_dir = base_dir / "data"
-        installed = subprocess.run(  # noqa: S603 - fixed arguments, no shell
+        installed = subprocess.run(
             [
                 install_db,
                 "--no-defaults",
@@ -250,7 +250,7 @@ def _spawn(
             f"--ssl-cert={tls_files.server_cert}",
             f"--ssl-key={tls_files.server_key}",
         ]
-    return subprocess.Popen(  # noqa: S603 - fixed arguments, no shell
+    return subprocess.Popen(
         arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
 

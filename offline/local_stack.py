@@ -1,0 +1,538 @@
+"""`make local`: the whole system on this machine, offline, with no AWS account and no Docker.
+
+Serves the HTTP API (the real purchase handler) on 127.0.0.1:3000 and an AWS-compatible
+endpoint (S3, SQS, DynamoDB, Step Functions) on 127.0.0.1:4566. Tables, the state machine and
+the flyers bucket come from template.yaml and the real ASL file; an object put into the bucket
+reaches the real flyer handler through an S3 notification. The events catalog is DATABASE_URL
+when set, else an embedded MySQL-compatible database. Shows are loaded from SHOWS_FILE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import pymysql
+from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.wrappers import Request, Response
+
+from offline import cfn_template, moto_server, traces
+from offline.http_api import HttpApi
+from offline.lambda_pool import LambdaPool
+
+HOST = "127.0.0.1"
+ROOT = cfn_template.ROOT
+DEFAULT_SHOWS_FILE = ROOT / "offline" / "demo_shows.json"
+# Any credentials work locally; these keep boto3 from looking for real ones.
+LOCAL_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": cfn_template.REGION,
+}
+FLYER_QUEUE = "flyer-notifications"
+# A failed flyer invocation is seen again after this many seconds, as Lambda retries it.
+FLYER_RETRY_SECONDS = 2
+SHOW_NAME_MAX = 255
+
+
+class ConfigError(Exception):
+    """The local stack cannot start as configured; the message is the one line to print."""
+
+
+@dataclass(frozen=True)
+class Show:
+    name: str
+    ticket_price: Decimal
+    tickets_available: int
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    api_port: int
+    aws_port: int
+    shows_file: Path
+    database_url: str | None
+    concurrency: int
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> LocalConfig:
+        return cls(
+            api_port=_port(environ, "LOCAL_API_PORT", 3000),
+            aws_port=_port(environ, "LOCAL_AWS_PORT", 4566),
+            shows_file=Path(environ.get("SHOWS_FILE") or DEFAULT_SHOWS_FILE),
+            database_url=environ.get("DATABASE_URL") or None,
+            concurrency=_positive(environ, "LOCAL_LAMBDA_CONCURRENCY", 8),
+        )
+
+
+def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name) or str(default)
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"{name} must be a positive whole number, not {text!r}")
+    return int(text)
+
+
+def _port(environ: Mapping[str, str], name: str, default: int) -> int:
+    port = _positive(environ, name, default)
+    if port > 65535:
+        raise ConfigError(f"{name} must be a port number (1-65535), not {port}")
+    return port
+
+
+def load_shows(path: Path) -> list[Show]:
+    """The shows of a SHOWS_FILE: a JSON list of {"name", "ticketPrice", "ticketsAvailable"}."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"SHOWS_FILE {path}: cannot read it ({error.strerror})") from None
+    except ValueError as error:
+        raise ConfigError(f"SHOWS_FILE {path}: not valid JSON ({error})") from None
+    if not isinstance(document, list) or not document:
+        raise ConfigError(f"SHOWS_FILE {path}: must be a non-empty JSON list of shows")
+    shows: dict[str, Show] = {}
+    for number, entry in enumerate(document, 1):
+        where = f"SHOWS_FILE {path}: show {number}"
+        if not isinstance(entry, dict) or set(entry) != {"name", "ticketPrice", "ticketsAvailable"}:
+            raise ConfigError(f"{where}: needs exactly name, ticketPrice and ticketsAvailable")
+        name, price, tickets = entry["name"], entry["ticketPrice"], entry["ticketsAvailable"]
+        if not isinstance(name, str) or not 0 < len(name) <= SHOW_NAME_MAX or name != name.strip():
+            raise ConfigError(f"{where}: name must be 1-{SHOW_NAME_MAX} characters, no edge spaces")
+        if type(tickets) is not int or tickets < 0:
+            raise ConfigError(f"{where}: ticketsAvailable must be a whole number >= 0")
+        try:
+            ticket_price = Decimal(str(price))
+        except InvalidOperation:
+            ticket_price = Decimal(-1)
+        if isinstance(price, bool) or not ticket_price.is_finite() or ticket_price < 0:
+            raise ConfigError(f"{where}: ticketPrice must be a number >= 0")
+        show = Show(name, ticket_price, tickets)
+        if show.name in shows:
+            raise ConfigError(f"{where}: {name!r} appears twice")
+        shows[show.name] = show
+    return list(shows.values())
+
+
+def _ensure_port_free(port: int, variable: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            raise ConfigError(
+                f"port {port} on {HOST} is already in use (set {variable} to use another)"
+            ) from None
+
+
+def function_settings(
+    template: dict[str, Any], logical_id: str, local_values: Mapping[str, str]
+) -> dict[str, Any]:
+    """A function's handler, code paths, environment, memory and timeout, from the template.
+
+    Environment variables take their local value when `local_values` has one (what AWS would
+    resolve to a deployed resource), else the template's literal or parameter default.
+    """
+    globals_ = template.get("Globals", {}).get("Function", {})
+    properties = {**globals_, **template["Resources"][logical_id]["Properties"]}
+    variables = {
+        **globals_.get("Environment", {}).get("Variables", {}),
+        **properties.get("Environment", {}).get("Variables", {}),
+    }
+    environ = {}
+    for name, value in variables.items():
+        if name in local_values:
+            environ[name] = local_values[name]
+        elif isinstance(value, dict) and value.get("Ref") in template["Parameters"]:
+            environ[name] = str(template["Parameters"][value["Ref"]]["Default"])
+        elif isinstance(value, dict) and "Ref" in value:
+            environ[name] = cfn_template.resolve(value, template)
+        elif isinstance(value, str | int | float):
+            environ[name] = str(value)
+        else:
+            raise ValueError(f"{logical_id}: no local value for {name} = {value!r}")
+    paths = [str(ROOT / properties["CodeUri"])]
+    for layer in properties.get("Layers", []):
+        layer_resource = template["Resources"][layer["Ref"]]
+        paths.append(str(ROOT / layer_resource["Properties"]["ContentUri"]))
+    return {
+        "handler": properties["Handler"],
+        "paths": paths,
+        "environ": environ,
+        "memory_mb": int(properties.get("MemorySize", 128)),
+        "timeout_seconds": float(properties.get("Timeout", 3)),
+    }
+
+
+def _kebab(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+class LocalStack:
+    """Everything `make local` runs, started in order and stopped in reverse."""
+
+    def __init__(self, config: LocalConfig) -> None:
+        self.config = config
+        self.shows = load_shows(config.shows_file)
+        self.template = cfn_template.load_template()
+        self.aws_url = f"http://{HOST}:{config.aws_port}"
+        self.api_url = f"http://{HOST}:{config.api_port}"
+        self.bucket = _kebab(self._flyer_bucket_logical_id())
+        self.catalog_url = ""
+        self.state_machine_arn = ""
+        self._exit = contextlib.ExitStack()
+        self._stopping = threading.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self._exit.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._exit.close()
+
+    def _start(self) -> None:
+        _ensure_port_free(self.config.api_port, "LOCAL_API_PORT")
+        _ensure_port_free(self.config.aws_port, "LOCAL_AWS_PORT")
+        self.catalog_url = self._start_catalog()
+        os.environ.update(LOCAL_CREDENTIALS)
+        server = moto_server.start(HOST, self.config.aws_port)
+        self._exit.callback(server.stop)
+        self._create_aws_resources()
+        self._load_shows()
+        from flyer_config import DB_SSL_CA, db_environ_from_url
+
+        purchase = self._pool(
+            "PurchaseFunction",
+            self.config.concurrency,
+            {"STATE_MACHINE_ARN": self.state_machine_arn},
+        )
+        flyer = self._pool(
+            "FlyerFunction", 1, {DB_SSL_CA: "", **db_environ_from_url(self.catalog_url)}
+        )
+        self._start_flyer_delivery(flyer)
+        self._serve_http_api(HttpApi(self._routes(purchase), self._local_pages))
+
+    def _start_catalog(self) -> str:
+        if self.config.database_url:
+            _check_database(self.config.database_url)
+            return self.config.database_url
+        from offline.embedded_mysql import EmbeddedMysql
+
+        # It logs every error it answers, such as the first migration's "no such table".
+        logging.getLogger("mysql_mimic").setLevel(logging.CRITICAL)
+        catalog = self._exit.enter_context(EmbeddedMysql(None))
+        return str(catalog.url)
+
+    def _pool(
+        self, logical_id: str, concurrency: int, local_values: Mapping[str, str]
+    ) -> LambdaPool:
+        settings = function_settings(self.template, logical_id, local_values)
+        environ = {
+            **settings["environ"],
+            **LOCAL_CREDENTIALS,
+            "AWS_ENDPOINT_URL": self.aws_url,
+            # No sync-<host> exists locally for StartSyncExecution.
+            "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+            # No X-Ray daemon locally.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+        pool = LambdaPool(
+            logical_id,
+            settings["handler"],
+            settings["paths"],
+            environ,
+            concurrency=concurrency,
+            memory_mb=settings["memory_mb"],
+            timeout_seconds=settings["timeout_seconds"],
+        )
+        self._exit.callback(pool.close)
+        # Two warm environments answer the first requests at once; more start under load.
+        pool.warm_up(min(2, concurrency))
+        return pool
+
+    # ------------------------------------------------------------------ AWS side
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.aws_url, region_name=cfn_template.REGION)
+
+    def _flyer_bucket_logical_id(self) -> str:
+        (logical_id,) = cfn_template.resources_of_type(self.template, "AWS::S3::Bucket")
+        return logical_id
+
+    def _create_aws_resources(self) -> None:
+        cfn_template.create_tables(self.client("dynamodb"), self.template)
+        self.state_machine_arn = cfn_template.create_state_machine(
+            self.client("stepfunctions"), self.template, "PurchaseStateMachine"
+        )
+        s3, sqs = self.client("s3"), self.client("sqs")
+        s3.create_bucket(Bucket=self.bucket)
+        queue_url = sqs.create_queue(
+            QueueName=FLYER_QUEUE,
+            Attributes={"VisibilityTimeout": str(FLYER_RETRY_SECONDS)},
+        )["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sqs.create_queue(QueueName=self._dead_letter_queue_name())
+        # The template's S3 events of the flyer function, delivered to a queue the stack drains.
+        s3.put_bucket_notification_configuration(
+            Bucket=self.bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [
+                    {
+                        "QueueArn": queue_arn,
+                        "Events": [event["Properties"]["Events"]],
+                        "Filter": {
+                            "Key": {"FilterRules": event["Properties"]["Filter"]["S3Key"]["Rules"]}
+                        },
+                    }
+                    for event in self._flyer_events()
+                ]
+            },
+        )
+        self.flyer_queue_url = queue_url
+
+    def _flyer_events(self) -> list[dict[str, Any]]:
+        events = self.template["Resources"]["FlyerFunction"]["Properties"]["Events"]
+        return [event for event in events.values() if event["Type"] == "S3"]
+
+    def _dead_letter_queue_name(self) -> str:
+        (logical_id,) = cfn_template.resources_of_type(self.template, "AWS::SQS::Queue")
+        return _kebab(logical_id)
+
+    def _flyer_attempts(self) -> int:
+        config = self.template["Resources"]["FlyerFunction"]["Properties"]["EventInvokeConfig"]
+        return 1 + int(config["MaximumRetryAttempts"])
+
+    def _load_shows(self) -> None:
+        dynamodb = self.client("dynamodb")
+        for show in self.shows:
+            dynamodb.put_item(
+                TableName="ShowTickets",
+                Item={
+                    "showId": {"S": show.name},
+                    "ticketsAvailable": {"N": str(show.tickets_available)},
+                    "ticketPrice": {"N": str(show.ticket_price)},
+                },
+            )
+        load_catalog(self.catalog_url, self.shows)
+
+    # ------------------------------------------------------------------ flyers
+    def _start_flyer_delivery(self, flyer: LambdaPool) -> None:
+        thread = threading.Thread(
+            target=self._deliver_flyers, args=(flyer,), name="flyer-delivery", daemon=True
+        )
+        thread.start()
+        self._exit.callback(thread.join, 5)
+        self._exit.callback(self._stopping.set)
+
+    def _deliver_flyers(self, flyer: LambdaPool) -> None:
+        """S3 -> the flyer handler, as Lambda's asynchronous invocation does: retried, then
+        dead-lettered."""
+        sqs = self.client("sqs")
+        dead_letters = sqs.get_queue_url(QueueName=self._dead_letter_queue_name())["QueueUrl"]
+        while not self._stopping.is_set():
+            received = sqs.receive_message(
+                QueueUrl=self.flyer_queue_url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                AttributeNames=["ApproximateReceiveCount"],
+            )
+            for message in received.get("Messages", []):
+                event = json.loads(message["Body"])
+                if "Records" in event:  # not S3's one-off s3:TestEvent
+                    try:
+                        flyer.invoke(event)
+                    except Exception as error:
+                        attempts = int(message["Attributes"]["ApproximateReceiveCount"])
+                        print(f"flyer: invocation failed ({error!r}), attempt {attempts}")
+                        if attempts < self._flyer_attempts():
+                            continue  # seen again after the visibility timeout
+                        sqs.send_message(QueueUrl=dead_letters, MessageBody=message["Body"])
+                sqs.delete_message(
+                    QueueUrl=self.flyer_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    # ------------------------------------------------------------------ HTTP
+    def _routes(self, purchase: LambdaPool) -> dict[tuple[str, str], LambdaPool]:
+        events = self.template["Resources"]["PurchaseFunction"]["Properties"]["Events"]
+        return {
+            (event["Properties"]["Method"], event["Properties"]["Path"]): purchase
+            for event in events.values()
+            if event["Type"] == "HttpApi"
+        }
+
+    def _local_pages(self, request: Request) -> Response:
+        executions = traces.Executions(self.aws_url)
+        name = request.path.removeprefix("/_local/traces").strip("/")
+        try:
+            page = (
+                traces.render_html(executions.trace(name))
+                if name
+                else traces.render_html_list(executions.recent(50))
+            )
+        except Exception:  # an unknown execution name, typically
+            return Response("No such execution.", status=404, content_type="text/plain")
+        return Response(page, content_type="text/html; charset=utf-8")
+
+    def _serve_http_api(self, app: HttpApi) -> None:
+        server: BaseWSGIServer = make_server(HOST, self.config.api_port, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, name="http-api", daemon=True)
+        thread.start()
+        self._exit.callback(server.server_close)
+        self._exit.callback(server.shutdown)
+
+    # ------------------------------------------------------------------ banner
+    def banner(self) -> str:
+        catalog = _hide_password(self.catalog_url)
+        kind = "DATABASE_URL" if self.config.database_url else "embedded"
+        tables = ", ".join(cfn_template.resources_of_type(self.template, "AWS::DynamoDB::Table"))
+        sale = json.dumps(
+            {
+                "userId": "ana",
+                "showId": self.shows[0].name,
+                "cardNumber": "4111 1111 1111 1111",
+                "quantity": 2,
+            },
+            ensure_ascii=False,
+        )
+        sold_out = next((s for s in self.shows if s.tickets_available == 0), None)
+        lines = [
+            "Ticketera is running locally. Ctrl-C stops everything.",
+            f"  HTTP API          {self.api_url}  (POST /purchases)",
+            f"  AWS endpoint      {self.aws_url}  (S3, SQS, DynamoDB, Step Functions;"
+            f" any credentials, region {cfn_template.REGION})",
+            f"  tables            {tables}",
+            f"  state machine     {self.state_machine_arn}",
+            f"  flyers bucket     s3://{self.bucket}",
+            f"  events catalog    {catalog} ({kind})",
+            f"  shows             {len(self.shows)} from {_relative(self.config.shows_file)}",
+            f"  execution traces  {self.api_url}/_local/traces  or  make traces [EXECUTION=name]",
+            "",
+            "Try:",
+            f"  curl -s -X POST {self.api_url}/purchases -d '{sale}'",
+        ]
+        if sold_out is not None:
+            body = json.dumps(
+                {"userId": "ana", "showId": sold_out.name, "cardNumber": "5555 5555 5555 4444"},
+                ensure_ascii=False,
+            )
+            lines.append(f"  curl -s -X POST {self.api_url}/purchases -d '{body}'")
+        lines += [
+            f"  aws --endpoint-url {self.aws_url} s3 cp flyer.png"
+            f" 's3://{self.bucket}/{self.shows[0].name}.png'",
+            "",
+            "Ready.",
+        ]
+        return "\n".join(lines)
+
+    def wait(self) -> None:
+        self._stopping.wait()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+
+def _relative(path: Path) -> str:
+    resolved = path.resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else str(path)
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _check_database(url: str) -> None:
+    from flyer_config import ConfigError as DatabaseConfigError
+    from flyer_config import db_environ_from_url
+
+    try:
+        settings = db_environ_from_url(url)
+    except DatabaseConfigError as error:
+        raise ConfigError(f"DATABASE_URL: {error}") from None
+    try:
+        connection = pymysql.connect(
+            host=settings["DB_HOST"],
+            port=int(settings["DB_PORT"]),
+            user=settings["DB_USER"],
+            password=settings["DB_PASSWORD"],
+            database=settings["DB_NAME"],
+            connect_timeout=3,
+        )
+    except pymysql.err.MySQLError as error:
+        where = f"{settings['DB_HOST']}:{settings['DB_PORT']}/{settings['DB_NAME']}"
+        raise ConfigError(f"DATABASE_URL: cannot connect to {where} ({error.args[-1]})") from None
+    connection.close()
+
+
+def load_catalog(url: str, shows: list[Show]) -> None:
+    """Apply the flyer function's migrations to the catalog and upsert the shows."""
+    from events_schema import apply_migrations
+    from flyer_config import db_environ_from_url
+
+    settings = db_environ_from_url(url)
+    connection = pymysql.connect(
+        host=settings["DB_HOST"],
+        port=int(settings["DB_PORT"]),
+        user=settings["DB_USER"],
+        password=settings["DB_PASSWORD"],
+        database=settings["DB_NAME"],
+        charset="utf8mb4",
+        autocommit=True,
+    )
+    with contextlib.closing(connection), connection.cursor() as cursor:
+        apply_migrations(connection)
+        for show in shows:
+            cursor.execute(
+                "INSERT INTO events (name, ticket_price, tickets_available) VALUES (%s, %s, %s)"
+                " ON DUPLICATE KEY UPDATE ticket_price = VALUES(ticket_price),"
+                " tickets_available = VALUES(tickets_available)",
+                (show.name, show.ticket_price, show.tickets_available),
+            )
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stack: LocalStack) -> Iterator[None]:
+    previous = {
+        sig: signal.signal(sig, lambda *_: stack.stop()) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def main() -> int:
+    sys.path[:0] = [str(ROOT / "functions" / "flyer")]
+    try:
+        config = LocalConfig.from_env()
+        with LocalStack(config) as stack, _stop_on_signals(stack):
+            print(stack.banner(), flush=True)
+            stack.wait()
+            print("Stopping...", flush=True)
+    except ConfigError as error:
+        print(f"make local: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0

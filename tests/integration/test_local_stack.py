@@ -1,0 +1,448 @@
+"""`make local` as a user runs it: started with make, driven over HTTP and the AWS endpoint."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pymysql
+import pytest
+
+from tests.integration.conftest import Server
+
+ROOT = Path(__file__).resolve().parents[2]
+API = "http://127.0.0.1:3000"
+AWS = "http://127.0.0.1:4566"
+SHOW = "Rock en el Parque"
+SOLD_OUT = "Agotado Fest"
+VISA = "4111 1111 1111 1111"
+
+
+class RunningStack:
+    """A `make local` process group and everything it printed."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", "local"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+            if line.strip() == "Ready.":
+                self.ready.set()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.output)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        if not self.ready.wait(timeout):
+            self.stop()
+            pytest.fail(f"make local did not become ready:\n{self.text}")
+
+    def stop(self) -> None:
+        """Ctrl-C, as a user would: make and the stack both get SIGINT."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            # make itself reports the interrupt; the stack must have shut down on its own.
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+        deadline = time.monotonic() + 10
+        while self.processes_left() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def processes_left(self) -> list[str]:
+        """Processes still in the stack's session (make, python, workers, servers)."""
+        listing = subprocess.run(
+            ["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True, check=True
+        ).stdout
+        return [
+            line for line in listing.splitlines() if line.split(None, 2)[1] == str(self.process.pid)
+        ]
+
+
+def post(body: Any, path: str = "/purchases") -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(f"{API}{path}", data=data, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def aws(service: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=AWS,
+        region_name="us-east-1",
+        aws_access_key_id="anything",
+        aws_secret_access_key="anything",
+    )
+
+
+def put_claim(execution_id: str, status: str) -> None:
+    aws("dynamodb").put_item(
+        TableName="LambdaExecutionLog",
+        Item={
+            "executionId": {"S": execution_id},
+            "attemptId": {"S": "another-attempt"},
+            "status": {"S": status},
+            "timestamp": {"S": "2026-11-29T10:00:00.000Z"},
+            "leaseExpiresAt": {"N": str(int(time.time()) + 60)},
+        },
+    )
+
+
+def tickets_left(show: str) -> int:
+    item = aws("dynamodb").get_item(TableName="ShowTickets", Key={"showId": {"S": show}})
+    return int(item["Item"]["ticketsAvailable"]["N"])
+
+
+@pytest.fixture(scope="module")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    """`make local` with its defaults: ports 3000 and 4566, the embedded catalog, demo shows."""
+    stack = RunningStack({})
+    stack.wait_ready()
+    yield stack
+    stack.stop()
+    assert "Stopping..." in stack.text
+    assert stack.processes_left() == []
+
+
+def test_local_stack_banner_says_where_everything_is(local_stack: RunningStack) -> None:
+    for expected in (API, AWS, "ShowTickets", "LambdaExecutionLog", "s3://", "/_local/traces"):
+        assert expected in local_stack.text
+
+
+def test_local_stack_readme_quick_start_commands_work_as_printed(
+    local_stack: RunningStack,
+) -> None:
+    # GIVEN the README's quick start block
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    curls = [line for line in section.splitlines() if line.startswith("curl ")]
+    assert len(curls) == 2
+    # WHEN each curl runs exactly as printed
+    answers = [
+        json.loads(subprocess.run(c, shell=True, capture_output=True, text=True, check=True).stdout)
+        for c in curls
+    ]
+    # THEN one sells and one is sold out, and the banner printed the same commands
+    assert [a["message"] for a in answers] == [
+        "Purchase completed.",
+        "Tickets are sold out or purchase already processed.",
+    ]
+    assert all(curl in local_stack.text for curl in curls)
+
+
+def test_local_stack_seed_scenarios_over_http(local_stack: RunningStack) -> None:
+    user = f"seed-{uuid.uuid4().hex[:8]}"
+    body = {"userId": user, "showId": SHOW, "cardNumber": VISA}
+    before = tickets_left(SHOW)
+    # Scenario 1: no claim yet -> sold
+    assert post(body)[0] == 200
+    # Scenario 3: COMPLETED -> a new purchase is allowed
+    assert post(body)[0] == 200
+    # Scenario 2: an unexpired IN_PROGRESS claim blocks the buyer
+    put_claim(f"{user}-{SHOW}", "IN_PROGRESS")
+    assert post(body) == (400, {"message": "Purchase already in progress."})
+    # Scenario 4: FAILED -> allowed again
+    put_claim(f"{user}-{SHOW}", "FAILED")
+    assert post(body)[0] == 200
+    assert tickets_left(SHOW) == before - 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (
+            {"userId": "u", "showId": SHOW, "cardNumber": "4111 1111 1111 1112"},
+            400,
+            "Invalid credit card.",
+        ),
+        (
+            {"userId": "u", "showId": SHOW, "cardNumber": "378282246310005"},
+            400,
+            "Invalid credit card.",
+        ),
+        (
+            {"userId": "u", "showId": SOLD_OUT, "cardNumber": VISA},
+            400,
+            "Tickets are sold out or purchase already processed.",
+        ),
+        ({"userId": "u", "showId": "No Such Show", "cardNumber": VISA}, 404, "Show not found."),
+        (
+            {"userId": "u", "showId": SHOW, "cardNumber": VISA, "quantity": 11},
+            400,
+            "Invalid request.",
+        ),
+        ({"showId": SHOW}, 400, "Invalid request."),
+        (b'{"userId": "u", ', 400, "Invalid request."),
+    ],
+    ids=["luhn", "amex", "sold-out", "unknown-show", "quantity", "missing", "malformed"],
+)
+def test_local_stack_contract_errors_over_http(
+    local_stack: RunningStack, body: Any, status: int, message: str
+) -> None:
+    answer_status, answer = post(body)
+    assert (answer_status, answer["message"]) == (status, message)
+    if message == "Invalid request.":
+        assert answer["errors"]
+
+
+def test_local_stack_unknown_route_answers_like_api_gateway(local_stack: RunningStack) -> None:
+    assert post({}, "/refunds") == (404, {"message": "Not Found"})
+
+
+def test_local_stack_concurrent_buyers_get_exactly_the_stock(local_stack: RunningStack) -> None:
+    # GIVEN a show with 20 tickets, created through the AWS endpoint
+    show = f"Concurrency {uuid.uuid4().hex[:6]}"
+    aws("dynamodb").put_item(
+        TableName="ShowTickets",
+        Item={"showId": {"S": show}, "ticketsAvailable": {"N": "20"}},
+    )
+    # WHEN 60 different buyers ask for one ticket each at once
+    bodies = [{"userId": f"buyer{n}", "showId": show, "cardNumber": VISA} for n in range(60)]
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        answers = list(pool.map(post, bodies))
+    # THEN exactly 20 sell, the rest hear "sold out", and the tables agree
+    statuses = [status for status, _ in answers]
+    assert statuses.count(200) == 20
+    assert statuses.count(400) == 40
+    assert tickets_left(show) == 0
+    sales = aws("dynamodb").query(
+        TableName="TicketSales",
+        KeyConditionExpression="showId = :show",
+        ExpressionAttributeValues={":show": {"S": show}},
+    )["Items"]
+    assert sum(int(sale["quantity"]["N"]) for sale in sales) == 20
+
+
+def catalog_url(stack: RunningStack) -> str:
+    match = re.search(r"events catalog\s+(mysql://\S+)", stack.text)
+    assert match, stack.text
+    return match.group(1)
+
+
+def flyer_of(url: str, name: str) -> str | None:
+    from flyer_config import db_environ_from_url
+
+    settings = db_environ_from_url(url)
+    connection = pymysql.connect(
+        host=settings["DB_HOST"],
+        port=int(settings["DB_PORT"]),
+        user=settings["DB_USER"],
+        password=settings["DB_PASSWORD"],
+        database=settings["DB_NAME"],
+        charset="utf8mb4",
+    )
+    with contextlib.closing(connection), connection.cursor() as cursor:
+        cursor.execute("SELECT flyer FROM events WHERE name = %s", (name,))
+        row = cursor.fetchone()
+    return None if row is None else row[0]
+
+
+def wait_for_flyer(url: str, name: str, timeout: float) -> str | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        flyer = flyer_of(url, name)
+        if flyer:
+            return flyer
+        time.sleep(0.05)
+    return None
+
+
+def test_local_stack_flyer_upload_lands_in_the_catalog_within_2_seconds(
+    local_stack: RunningStack,
+) -> None:
+    # GIVEN the bucket the banner names
+    match = re.search(r"flyers bucket\s+s3://(\S+)", local_stack.text)
+    assert match
+    key = "posters/2026/Clásico de Fútbol.png"
+    # WHEN a flyer is put through the AWS endpoint
+    aws("s3").put_object(Bucket=match.group(1), Key=key, Body=b"\x89PNG\r\n")
+    # THEN the real flyer handler stores it on the event within 2 seconds
+    flyer = wait_for_flyer(catalog_url(local_stack), "Clásico de Fútbol", timeout=2)
+    assert flyer == f"s3://{match.group(1)}/{key}"
+
+
+def test_local_stack_execution_trace_from_the_command_and_the_page(
+    local_stack: RunningStack,
+) -> None:
+    post({"userId": "tracer", "showId": SOLD_OUT, "cardNumber": VISA})
+    listing = subprocess.run(
+        ["make", "--no-print-directory", "traces"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    failed = [line.split()[-1] for line in listing.splitlines() if " FAILED " in line]
+    assert failed
+    trace = subprocess.run(
+        ["make", "--no-print-directory", "traces", f"EXECUTION={failed[0]}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    states = re.findall(r"^\s*\d+\. (\w+) \[", trace, re.MULTILINE)
+    assert states[:2] == ["ClaimExecution", "CountFirstSellAttempt"]
+    assert states[-2:] == ["MarkExecutionFailed", "PurchaseFailed"]
+    assert "FAILED SoldOut" in trace.replace(":", "")
+    assert "DynamoDb.TransactionCanceledException" in trace
+    with urllib.request.urlopen(f"{API}/_local/traces/{failed[0]}", timeout=10) as page:
+        html = page.read().decode()
+    assert all(state in html for state in states)
+    assert "4111" not in trace and "4111" not in html
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ports() -> dict[str, str]:
+    return {"LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port())}
+
+
+def run_to_exit(env: dict[str, str]) -> tuple[int, str]:
+    result = subprocess.run(
+        ["make", "--no-print-directory", "local"],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return result.returncode, result.stderr
+
+
+def test_local_stack_port_taken_is_one_clear_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, stderr = run_to_exit({**ports(), "LOCAL_API_PORT": str(port)})
+    assert code != 0
+    assert f"make local: port {port} on 127.0.0.1 is already in use" in stderr
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[{", "not valid JSON"),
+        ("{}", "must be a non-empty JSON list"),
+        (
+            '[{"name": "X", "ticketPrice": 1}]',
+            "needs exactly name, ticketPrice and ticketsAvailable",
+        ),
+        ('[{"name": "X", "ticketPrice": 1, "ticketsAvailable": -2}]', "ticketsAvailable must be"),
+        ('[{"name": "X", "ticketPrice": "free", "ticketsAvailable": 2}]', "ticketPrice must be"),
+    ],
+)
+def test_local_stack_malformed_shows_file_is_one_clear_line(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    shows = tmp_path / "shows.json"
+    shows.write_text(content, encoding="utf-8")
+    code, stderr = run_to_exit({**ports(), "SHOWS_FILE": str(shows)})
+    assert code != 0
+    assert message in stderr and "Traceback" not in stderr
+
+
+def test_local_stack_unreachable_database_is_one_clear_line() -> None:
+    url = f"mysql://user:secret@127.0.0.1:{free_port()}/catalog"
+    code, stderr = run_to_exit({**ports(), "DATABASE_URL": url})
+    assert code != 0
+    assert "make local: DATABASE_URL: cannot connect to 127.0.0.1" in stderr
+    assert "Traceback" not in stderr and "secret" not in stderr
+
+
+def test_local_stack_on_mysql_stores_flyers_answers_500_and_stops_cleanly(
+    mysql_server: Server, tmp_path: Path
+) -> None:
+    # GIVEN the stack on a real MySQL catalog named by DATABASE_URL and a shows file of ours
+    database = f"local_{uuid.uuid4().hex[:8]}"
+    with contextlib.closing(mysql_server.connect()) as admin, admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {database}")
+    shows = tmp_path / "shows.json"
+    shows.write_text(
+        json.dumps([{"name": "Café del Mar 🎸", "ticketPrice": 12.5, "ticketsAvailable": 3}]),
+        encoding="utf-8",
+    )
+    env = {**ports(), "DATABASE_URL": mysql_server.url(database), "SHOWS_FILE": str(shows)}
+    stack = RunningStack(env)
+    try:
+        stack.wait_ready()
+        aws_url = f"http://127.0.0.1:{env['LOCAL_AWS_PORT']}"
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=aws_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        bucket = re.search(r"flyers bucket\s+s3://(\S+)", stack.text)
+        assert bucket
+        s3.put_object(Bucket=bucket.group(1), Key="Café del Mar 🎸.webp", Body=b"RIFF")
+        assert wait_for_flyer(mysql_server.url(database), "Café del Mar 🎸", timeout=2)
+        # WHEN the state machine is gone, a purchase is an internal error, not a stack trace
+        sfn = boto3.client(
+            "stepfunctions",
+            endpoint_url=aws_url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        for machine in sfn.list_state_machines()["stateMachines"]:
+            sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{env['LOCAL_API_PORT']}/purchases",
+            data=json.dumps(
+                {"userId": "u", "showId": "Café del Mar 🎸", "cardNumber": VISA}
+            ).encode(),
+            method="POST",
+        )
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=30)
+        assert answer.value.code == 500
+        assert json.loads(answer.value.read()) == {"message": "Internal server error."}
+    finally:
+        # THEN Ctrl-C stops everything it started
+        stack.stop()
+    assert "Stopping..." in stack.text
+    assert stack.processes_left() == []
