@@ -1,0 +1,1 @@
+"""Benchmarks and cost model: `python -m bench` measures side by side and writes BENCHMARKS.md."""

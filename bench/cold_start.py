@@ -1,0 +1,444 @@
+"""Cold start proxy: a fresh interpreter until the handler is imported and its AWS client made.
+
+Each function runs in a child interpreter laid out like a Lambda execution environment: its
+code copied without bytecode (as `sam build` ships it), its layers on the path, its
+requirements and the runtime's boto3 linked from this environment, nothing else importable
+(`-I -S`), and the runtime's variables set (LAMBDA_TASK_ROOT turns Powertools tracing on, as
+`Tracing: Active` does on AWS). The child times itself from before the first import to "handler
+imported, AWS client created". Baseline and subjects alternate, so that drift on a noisy machine
+hits both alike.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from bench.cost_model import api_function
+from bench.lambda_layout import LambdaFunction, lambda_functions
+from bench.measurement import BenchContext, Headline, Section, median, scrub, table, verdict
+
+# The purchase function's cold start may cost at most this much more than a bare boto3 client.
+TARGET_RATIO = 1.2
+# The client the baseline creates: the one the purchase path needs.
+BASELINE_SERVICE = "stepfunctions"
+# The Lambda Python runtime ships boto3 and what it depends on.
+RUNTIME_REQUIREMENTS = ("boto3",)
+CHILD_TIMEOUT_SECONDS = 60
+TOP_IMPORTS = 10
+IMPORT_TIME_RUNS = 3
+
+_CHILD = """
+import json, sys, time
+spec = json.loads(sys.argv[1])
+started = time.perf_counter()
+sys.path[0:0] = spec["path"]
+if spec["module"]:
+    # __import__, not importlib.import_module: -X importtime only sees the former.
+    __import__(spec["module"])
+    getattr(sys.modules[spec["module"]], spec["handler"])
+if spec["services"]:
+    import boto3
+    for service in spec["services"]:
+        boto3.client(service)
+print(json.dumps({"seconds": time.perf_counter() - started}))
+"""
+_IMPORT_TIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
+
+
+class SetupError(Exception):
+    """A subject cannot be laid out or does not start; the report says why."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    name: str
+    path: tuple[str, ...]
+    module: str | None
+    handler: str | None
+    services: tuple[str, ...]
+    environment: Mapping[str, str]
+
+
+@dataclass
+class Timings:
+    seconds: list[float] = field(default_factory=list)
+    paired_ratios: list[float] = field(default_factory=list)
+
+
+def measure(context: BenchContext) -> Section:
+    functions = lambda_functions(context.template)
+    target_function = api_function(context.template)[0]
+    problems: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as temporary:
+        root = Path(temporary)
+        runtime_dir = root / "runtime"
+        _link_distributions(_closure(RUNTIME_REQUIREMENTS), runtime_dir)
+        baseline = Subject(
+            name="baseline",
+            path=(str(runtime_dir),),
+            module=None,
+            handler=None,
+            services=(BASELINE_SERVICE,),
+            environment=_lambda_environment(root, "baseline", root / "baseline", {}),
+        )
+        subjects: list[Subject] = []
+        for function in functions:
+            try:
+                subject = _lay_out(function, root, runtime_dir)
+                _run(subject)  # also warms the file cache; the figure is discarded
+            except SetupError as error:
+                problems[function.logical_id] = scrub(str(error), context.root)
+                continue
+            subjects.append(subject)
+        _run(baseline)
+        timings = {subject.name: Timings() for subject in [baseline, *subjects]}
+        for round_index in range(context.runs):
+            turn = round_index % max(len(subjects), 1)
+            for subject in subjects[turn:] + subjects[:turn]:
+                baseline_seconds = _run(baseline)
+                subject_seconds = _run(subject)
+                timings[baseline.name].seconds.append(baseline_seconds)
+                timings[subject.name].seconds.append(subject_seconds)
+                timings[subject.name].paired_ratios.append(subject_seconds / baseline_seconds)
+        import_times = {subject.name: _import_times(subject) for subject in [baseline, *subjects]}
+    return _section(
+        context, functions, target_function, baseline, subjects, timings, import_times, problems
+    )
+
+
+# ------------------------------------------------------------------------------------ layout
+
+
+def _lay_out(function: LambdaFunction, root: Path, runtime_dir: Path) -> Subject:
+    """/var/task (code and requirements) and /opt/python (layers) of one function."""
+    task = root / function.logical_id / "task"
+    opt = root / function.logical_id / "opt" / "python"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(function.code_dir, task, ignore=ignore)
+    opt.mkdir(parents=True)
+    for layer in function.layers:
+        shutil.copytree(layer.content_dir, opt, ignore=ignore, dirs_exist_ok=True)
+    if function.requirements is not None:
+        runtime = {canonicalize_name(d.metadata["Name"]) for d in _closure(RUNTIME_REQUIREMENTS)}
+        needed = [
+            distribution
+            for distribution in _closure(_requirement_lines(function.requirements))
+            if canonicalize_name(distribution.metadata["Name"]) not in runtime
+        ]
+        _link_distributions(needed, task)
+    return Subject(
+        name=function.logical_id,
+        path=(str(task), str(opt), str(runtime_dir)),
+        module=function.module,
+        handler=function.handler,
+        services=function.aws_services,
+        environment=_lambda_environment(root, function.logical_id, task, function.environment),
+    )
+
+
+def _lambda_environment(
+    root: Path, name: str, task: Path, variables: Mapping[str, str]
+) -> dict[str, str]:
+    """The variables the Lambda runtime sets, plus the function's own. Nothing inherited but PATH,
+    so that no local profile, credentials file or PYTHON* setting leaks in."""
+    home = root / "home"
+    home.mkdir(exist_ok=True)
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        # Lambda gives credentials as variables; without them botocore would probe for more.
+        "AWS_ACCESS_KEY_ID": "offline",
+        "AWS_SECRET_ACCESS_KEY": "offline",
+        "AWS_SESSION_TOKEN": "offline",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+        "AWS_LAMBDA_FUNCTION_NAME": name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "LAMBDA_TASK_ROOT": str(task),
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
+        **variables,
+    }
+
+
+def _requirement_lines(path: Path) -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("-")]
+
+
+def _closure(requirements: Iterable[str]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions `requirements` resolve to here, dependencies included."""
+    pending = [(Requirement(line), "") for line in requirements]
+    found: dict[str, importlib.metadata.Distribution] = {}
+    while pending:
+        requirement, extra = pending.pop()
+        # evaluate() starts from this interpreter's environment and adds the extra.
+        if requirement.marker and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        if name in found:
+            continue
+        try:
+            distribution = importlib.metadata.distribution(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            raise SetupError(f"needs {requirement.name}, not installed here (make dev)") from None
+        found[name] = distribution
+        for extra_name in ["", *requirement.extras]:
+            pending += [(Requirement(line), extra_name) for line in distribution.requires or []]
+    return list(found.values())
+
+
+def _link_distributions(
+    distributions: Iterable[importlib.metadata.Distribution], target: Path
+) -> None:
+    """Make `target` a site-packages holding just these distributions (symbolic links)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for distribution in distributions:
+        tops = {Path(file).parts[0] for file in distribution.files or []}
+        for top in sorted(tops - {".."}):
+            source = Path(str(distribution.locate_file(top)))
+            link = target / top
+            if source.exists() and not link.exists():
+                link.symlink_to(source, target_is_directory=source.is_dir())
+
+
+# -------------------------------------------------------------------------------------- runs
+
+
+def _command(subject: Subject, *options: str) -> list[str]:
+    spec = {
+        "path": list(subject.path),
+        "module": subject.module,
+        "handler": subject.handler,
+        "services": list(subject.services),
+    }
+    # -I -S: no site-packages, no user site, no PYTHON* variables; -B: no bytecode written.
+    return [sys.executable, "-I", "-S", "-B", *options, "-c", _CHILD, json.dumps(spec)]
+
+
+def _run(subject: Subject) -> float:
+    """Seconds from the child's first import to ready."""
+    result = subprocess.run(  # noqa: S603 - our own interpreter and script
+        _command(subject),
+        env=dict(subject.environment),
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT_SECONDS,
+        check=False,
+    )
+    if result.returncode != 0:
+        last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SetupError(f"does not start: {last_line}")
+    return float(json.loads(result.stdout)["seconds"])
+
+
+@dataclass(frozen=True)
+class ImportTime:
+    """One line of `-X importtime`: a module, its nesting depth, own and cumulative microseconds."""
+
+    module: str
+    depth: int
+    own_us: float
+    cumulative_us: float
+
+
+def _import_times(subject: Subject) -> list[ImportTime]:
+    """`-X importtime` of the subject, each module's times the median of a few runs."""
+    runs: list[list[ImportTime]] = []
+    for _ in range(IMPORT_TIME_RUNS):
+        result = subprocess.run(  # noqa: S603 - our own interpreter and script
+            _command(subject, "-X", "importtime"),
+            env=dict(subject.environment),
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_SECONDS,
+            check=False,
+        )
+        lines = [_IMPORT_TIME_LINE.match(line) for line in result.stderr.splitlines()]
+        runs.append(
+            [
+                ImportTime(m.group(4), len(m.group(3)) // 2, float(m.group(1)), float(m.group(2)))
+                for m in lines
+                if m
+            ]
+        )
+    own: dict[str, list[float]] = defaultdict(list)
+    cumulative: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        for entry in run:
+            own[entry.module].append(entry.own_us)
+            cumulative[entry.module].append(entry.cumulative_us)
+    return [
+        ImportTime(
+            entry.module, entry.depth, median(own[entry.module]), median(cumulative[entry.module])
+        )
+        for entry in runs[0]
+    ]
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def _section(
+    context: BenchContext,
+    functions: Sequence[LambdaFunction],
+    target_function: str,
+    baseline: Subject,
+    subjects: Sequence[Subject],
+    timings: Mapping[str, Timings],
+    import_times: Mapping[str, Sequence[ImportTime]],
+    problems: Mapping[str, str],
+) -> Section:
+    baseline_median = median(timings[baseline.name].seconds)
+    rows: list[list[object]] = [
+        [
+            f"baseline: `import boto3` + `boto3.client('{BASELINE_SERVICE}')`",
+            len(timings[baseline.name].seconds),
+            f"{baseline_median * 1000:.1f}",
+            "1.00x",
+            "",
+        ]
+    ]
+    headlines = []
+    for function in functions:
+        if function.logical_id in problems:
+            rows.append([f"{function.logical_id}", 0, "n/a", "n/a", problems[function.logical_id]])
+            continue
+        subject_timings = timings[function.logical_id]
+        subject_median = median(subject_timings.seconds)
+        ratio = subject_median / baseline_median
+        clients = ", ".join(function.aws_services) or "none"
+        rows.append(
+            [
+                f"{function.logical_id}: `{function.module}` + clients: {clients}",
+                len(subject_timings.seconds),
+                f"{subject_median * 1000:.1f}",
+                f"{ratio:.2f}x",
+                f"{median(subject_timings.paired_ratios):.2f}x",
+            ]
+        )
+        if function.logical_id == target_function:
+            headlines.append(
+                Headline(
+                    f"Cold start proxy, {function.logical_id} / baseline",
+                    f"{ratio:.2f}x ({subject_median * 1000:.0f} ms vs "
+                    f"{baseline_median * 1000:.0f} ms)",
+                    f"<= {TARGET_RATIO}x",
+                    verdict(ratio <= TARGET_RATIO),
+                )
+            )
+        else:
+            headlines.append(
+                Headline(f"Cold start proxy, {function.logical_id} / baseline", f"{ratio:.2f}x")
+            )
+    parts = [
+        'Time in a fresh interpreter from its first import to "handler module imported and '
+        'the AWS clients its code creates (`boto3.client(...)`) created", laid out like a '
+        "Lambda execution environment: the code copied without bytecode, the layers on the "
+        "path, the requirements and the runtime's boto3 linked from the development "
+        "environment, nothing else importable, and the runtime's variables set "
+        "(`LAMBDA_TASK_ROOT` turns Powertools tracing on, as `Tracing: Active` does). "
+        f"{context.runs} rounds; each subject run right after a baseline run. Interpreter "
+        "start-up itself is not counted. This machine is not a Graviton at 128 MB: compare the "
+        "ratios, not the milliseconds.",
+        "",
+        table(
+            ["subject", "runs", "median ms", "median / baseline median", "median paired ratio"],
+            rows,
+        ),
+    ]
+    for subject in subjects:
+        parts += ["", *_heaviest_imports(subject.name, import_times, baseline.name)]
+    return Section("Cold start proxy", "\n".join(parts), tuple(headlines))
+
+
+def _heaviest_imports(
+    name: str, import_times: Mapping[str, Sequence[ImportTime]], baseline_name: str
+) -> list[str]:
+    """What the subject imports that the baseline does not, heaviest first."""
+    own = _own_time_per_package(import_times[name])
+    base = _own_time_per_package(import_times[baseline_name])
+    extra = {package: us - base.get(package, 0.0) for package, us in own.items()}
+    ranked = sorted(extra.items(), key=lambda item: item[1], reverse=True)[:TOP_IMPORTS]
+    package_rows = [
+        [
+            f"`{package}`",
+            f"{own[package] / 1000:.1f}",
+            f"{base.get(package, 0.0) / 1000:.1f}",
+            f"{difference / 1000:+.1f}",
+        ]
+        for package, difference in ranked
+    ]
+    baseline_modules = {entry.module for entry in import_times[baseline_name]}
+    entries = import_times[name]
+    extra_cumulative = _extra_cumulative(entries, baseline_modules)
+    heaviest = sorted(
+        (index for index, entry in enumerate(entries) if entry.module not in baseline_modules),
+        key=lambda index: extra_cumulative[index],
+        reverse=True,
+    )[:TOP_IMPORTS]
+    # importtime lists a module after what it imports: reversed, parents come first.
+    subtree_rows = [
+        [
+            f"{'&nbsp;' * 2 * entries[index].depth}`{entries[index].module}`",
+            f"{extra_cumulative[index] / 1000:.1f}",
+        ]
+        for index in sorted(heaviest, reverse=True)
+    ]
+    total_extra = sum(max(difference, 0.0) for difference in extra.values())
+    return [
+        f"What {name} imports beyond the baseline (`-X importtime`, median of "
+        f"{IMPORT_TIME_RUNS} runs, client creation not included): {total_extra / 1000:.0f} ms "
+        "of own import time in all. By top-level package:",
+        "",
+        table(["package", f"{name} ms", "baseline ms", "difference ms"], package_rows),
+        "",
+        "Heaviest imports the baseline does not make (each module's own time plus that of "
+        "what it imports, both counted only if the baseline does not import them; nested "
+        "imports indented under the module that makes them):",
+        "",
+        table(["module", "ms"], subtree_rows),
+    ]
+
+
+def _extra_cumulative(entries: Sequence[ImportTime], baseline_modules: set[str]) -> list[float]:
+    """Per entry: own time of it and of everything it imports, left out what the baseline imports.
+
+    importtime prints in post-order: what a module imports is the run of deeper lines just
+    before it.
+    """
+    totals = []
+    for index, entry in enumerate(entries):
+        total = 0.0 if entry.module in baseline_modules else entry.own_us
+        before = index - 1
+        while before >= 0 and entries[before].depth > entry.depth:
+            if entries[before].module not in baseline_modules:
+                total += entries[before].own_us
+            before -= 1
+        totals.append(total)
+    return totals
+
+
+def _own_time_per_package(entries: Sequence[ImportTime]) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for entry in entries:
+        totals[entry.module.split(".")[0]] += entry.own_us
+    return dict(totals)

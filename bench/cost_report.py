@@ -1,0 +1,432 @@
+"""The cost section of BENCHMARKS.md: the model's line items, paths, log volume and idle bill."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench import cost_model
+from bench.cost_model import (
+    ASSUMPTIONS,
+    EXECUTION_LOGS,
+    NAIVE_MIN_RATIO,
+    OUTCOMES,
+    SALE,
+    SOLD_OUT,
+    TARGET_PER_MILLION_SALES,
+    CostBreakdown,
+    Design,
+    Logging,
+    Outcome,
+    PriceTable,
+    StateMachine,
+)
+from bench.execution_logs import OfflineRun, run_offline_purchases
+from bench.measurement import BenchContext, Headline, Section, table, usd, verdict
+from offline.cfn_template import resources_of_type, state_machine_definition
+
+# The logging configurations the model is evaluated under, besides the template's own.
+LOGGING_OPTIONS = (
+    Logging("ALL", True),
+    Logging("ALL", False),
+    Logging("ERROR", True),
+    Logging("OFF", False),
+)
+NO_EXECUTION_LOGS = Logging("OFF", False)
+
+
+def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
+    """The template's state machine with its DefinitionSubstitutions applied."""
+    (logical_id,) = resources_of_type(dict(template), "AWS::Serverless::StateMachine")
+    return cost_model.state_machine_from_text(
+        logical_id, state_machine_definition(dict(template), logical_id)
+    )
+
+
+def measure(context: BenchContext) -> Section:
+    prices = cost_model.load_prices()
+    design = cost_model.design_from_template(context.template)
+    naive = cost_model.naive_design(design)
+    machine = load_state_machine(context.template)
+    runs = run_offline_purchases(context.template)
+    options = [design.logging, *(o for o in LOGGING_OPTIONS if o != design.logging)]
+
+    def cost(of: Design, outcome: Outcome, logging: Logging) -> CostBreakdown:
+        observed = runs[outcome.name].observed
+        return cost_model.cost_per_million(
+            of.with_logging(logging), machine, outcome, observed, prices
+        )
+
+    ours = {(o.name, log): cost(design, o, log) for o in OUTCOMES for log in options}
+    theirs = {(o.name, log): cost(naive, o, log) for o in OUTCOMES for log in options}
+    idle = cost_model.idle_monthly_cost(context.template, prices)
+    function_tables = cost_model.tables_the_function_writes(context.template)
+
+    sale_template = ours[(SALE.name, design.logging)]
+    sale_without_logs = ours[(SALE.name, NO_EXECUTION_LOGS)]
+    ratio_without_logs = theirs[(SALE.name, NO_EXECUTION_LOGS)].total / sale_without_logs.total
+    ratio_template = theirs[(SALE.name, design.logging)].total / sale_template.total
+    headlines = (
+        Headline(
+            f"Cost per million sales, template logging ({design.logging.label})",
+            usd(sale_template.total),
+            f"<= {usd(TARGET_PER_MILLION_SALES)}",
+            verdict(sale_template.total <= TARGET_PER_MILLION_SALES),
+        ),
+        Headline(
+            "Cost per million sales, execution logs OFF",
+            usd(sale_without_logs.total),
+            f"<= {usd(TARGET_PER_MILLION_SALES)}",
+            verdict(sale_without_logs.total <= TARGET_PER_MILLION_SALES),
+        ),
+        Headline(
+            "Cost per million sold-out rejections, template logging / logs OFF",
+            f"{usd(ours[(SOLD_OUT.name, design.logging)].total)} / "
+            f"{usd(ours[(SOLD_OUT.name, NO_EXECUTION_LOGS)].total)}",
+        ),
+        Headline(
+            "Naive design per million sales, template logging / logs OFF",
+            f"{usd(theirs[(SALE.name, design.logging)].total)} / "
+            f"{usd(theirs[(SALE.name, NO_EXECUTION_LOGS)].total)}",
+        ),
+        Headline(
+            f"Naive design / ours per sale, both logging {design.logging.label}",
+            f"{ratio_template:.1f}x",
+            f">= {NAIVE_MIN_RATIO:.0f}x",
+            verdict(ratio_template >= NAIVE_MIN_RATIO),
+        ),
+        Headline(
+            "Naive design / ours per sale, both with execution logs OFF",
+            f"{ratio_without_logs:.1f}x",
+            f">= {NAIVE_MIN_RATIO:.0f}x",
+            verdict(ratio_without_logs >= NAIVE_MIN_RATIO),
+        ),
+        Headline("Idle monthly cost", usd(cost_model.idle_total(idle))),
+    )
+    parts = [
+        _introduction(design, prices),
+        _design_table(design, naive),
+        _paths(machine, prices),
+        _log_volume(runs, options),
+        *(_breakdown(outcome, ours, options, function_tables, prices) for outcome in OUTCOMES),
+        _naive(design, ours, theirs, options),
+        _idle(context.template, idle),
+        _assumptions(),
+        _prices(prices),
+    ]
+    return Section("Cost model", "\n\n".join(parts), headlines)
+
+
+def _introduction(design: Design, prices: PriceTable) -> str:
+    return (
+        "Variable cost per million purchases from `bench/cost_model.py`: the design is read "
+        "from `template.yaml`, the DynamoDB request units from walking the ASL's states, the "
+        f"prices from `bench/prices.json` ({prices.region} list prices, first tier, free tiers "
+        "left out; every line dated and sourced, see the end of this section). Durations are "
+        "modelled (see Assumptions). Execution log volume is measured offline. The template "
+        f"logs executions at **{design.logging.label}**; every table shows the totals under "
+        "other logging configurations too, so that the price of the execution trace is "
+        "visible on its own."
+    )
+
+
+def _design_table(design: Design, naive: Design) -> str:
+    def describe(of: Design) -> list[str]:
+        steps = (
+            f"one {of.architecture} Lambda per task ({of.step_memory_mb} MB)"
+            if of.lambda_per_step
+            else "direct DynamoDB integrations"
+        )
+        return [
+            of.name,
+            f"{of.api} API",
+            f"{of.architecture}, {of.memory_mb} MB",
+            of.workflow,
+            steps,
+            "on" if of.tracing else "off",
+        ]
+
+    return "\n".join(
+        [
+            "### Designs compared",
+            "",
+            table(
+                ["design", "API", "purchase Lambda", "workflow", "steps", "X-Ray"],
+                [describe(design), describe(naive)],
+            ),
+            "",
+            "The naive design is the same sale built the obvious way: REST API, an x86 Lambda at "
+            "512 MB, a Standard workflow (which has no synchronous start, so the Lambda polls) "
+            "with one Lambda per task. Its state transitions and Lambda invocations are counted "
+            "from the same ASL's states; its execution log volume is taken equal to ours (a "
+            "Lambda task logs as many events as a DynamoDB task).",
+        ]
+    )
+
+
+def _paths(machine: StateMachine, prices: PriceTable) -> str:
+    rows = []
+    for outcome in OUTCOMES:
+        path = cost_model.walk(machine, outcome, prices)
+        states = " → ".join(
+            f"{visit.name} ({_units(visit.write_units, visit.read_units)})"
+            if visit.write_units or visit.read_units
+            else visit.name
+            for visit in path.visits
+        )
+        rows.append(
+            [
+                outcome.name,
+                states,
+                path.states_entered,
+                path.task_count,
+                f"{path.write_units:g} WRU + {path.read_units:g} RRU",
+            ]
+        )
+    return "\n".join(
+        [
+            "### DynamoDB request units, walked from the ASL",
+            "",
+            table(["outcome", "states entered", "states", "tasks", "request units"], rows),
+            "",
+            "putItem and updateItem: 1 WRU per item under 1 KB, also when the condition fails. "
+            "transactWriteItems: 2 WRU per item (one to prepare, one to commit). getItem with "
+            "ConsistentRead: 1 RRU per 4 KB. Pass and Choice states: free. Retries (throttling, "
+            "a lost race) are left out: each adds its own units. A cancelled transaction is "
+            "counted like a committed one (an assumption, see below).",
+        ]
+    )
+
+
+def _units(write_units: float, read_units: float) -> str:
+    parts = []
+    if write_units:
+        parts.append(f"{write_units:g} WRU")
+    if read_units:
+        parts.append(f"{read_units:g} RRU")
+    return " + ".join(parts)
+
+
+def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[Logging]) -> str:
+    rows = []
+    for outcome in OUTCOMES:
+        run = runs[outcome.name]
+        rows.append(
+            [
+                f"{outcome.name} ({run.status_code} {run.message})",
+                run.history_events,
+                f"{run.history_json_bytes:,}",
+                *(
+                    f"{cost_model.execution_log_bytes(run.observed.log_records, o):,}"
+                    for o in options
+                ),
+                f"{run.observed.function_output_bytes:,}",
+            ]
+        )
+    return "\n".join(
+        [
+            "### Execution log volume (measured offline, a proxy)",
+            "",
+            "One sold-out rejection and one sale by the real handler through the offline stack "
+            "(moto executing the real ASL, tables and state machine from `template.yaml`). "
+            "Each execution's `GetExecutionHistory` events are reshaped into the JSON records "
+            "Step Functions sends to CloudWatch Logs (id, type, details, previous event, "
+            "timestamp, Express execution ARN, redrive count), filtered by log level, with "
+            "`input`, `output` and `parameters` dropped when execution data is excluded. This "
+            "is a proxy for the bytes CloudWatch Logs ingests, not a reading of them: AWS's "
+            "records may differ in layout, and the role ARN and state machine name are longer "
+            "once deployed. The function's own output (EMF metrics and log lines) is measured "
+            "on the same runs.",
+            "",
+            table(
+                [
+                    "outcome",
+                    "history events",
+                    "history JSON bytes",
+                    *(f"log bytes: {o.label}" for o in options),
+                    "function output bytes",
+                ],
+                rows,
+            ),
+        ]
+    )
+
+
+def _breakdown(
+    outcome: Outcome,
+    ours: Mapping[tuple[str, Logging], CostBreakdown],
+    options: Sequence[Logging],
+    function_tables: Sequence[str],
+    prices: PriceTable,
+) -> str:
+    breakdowns = [ours[(outcome.name, o)] for o in options]
+    first = breakdowns[0]
+    rows = []
+    for index, item in enumerate(first.items):
+        if item.kind == EXECUTION_LOGS:
+            label = "Execution logs"
+            quantities = " / ".join(b.items[index].quantity for b in breakdowns)
+        else:
+            label, quantities = item.label, item.quantity
+        rows.append([label, quantities, *(usd(b.items[index].usd_per_million) for b in breakdowns)])
+    rows.append(["**total**", "", *(f"**{usd(b.total)}**" for b in breakdowns)])
+    rows.append(
+        [
+            "total without execution logs",
+            "",
+            *(usd(b.total_without(EXECUTION_LOGS)) for b in breakdowns),
+        ]
+    )
+    title = "successful sales" if outcome == SALE else "sold-out rejections"
+    notes = [
+        f"### Cost per million {title}",
+        "",
+        table(["line item", "per purchase", *(f"logs {o.label}" for o in options)], rows),
+    ]
+    if outcome == SALE:
+        notes += [
+            "",
+            f"Target: at most {usd(TARGET_PER_MILLION_SALES)} per million sales. Without "
+            f"execution logs the model gives {usd(breakdowns[-1].total)}: "
+            f"{verdict(breakdowns[-1].total <= TARGET_PER_MILLION_SALES)}. HTTP API, "
+            "Lambda and Express requests and the DynamoDB units alone come to "
+            f"{usd(_fixed_floor(first))}, before any duration, log line or trace.",
+        ]
+    if function_tables:
+        extra = ASSUMPTIONS.idempotency_write_units * prices.price(
+            "dynamodb_per_million_write_request_units"
+        )
+        notes += [
+            "",
+            "Not in the totals: a request carrying an `Idempotency-Key` header also writes "
+            f"its record in {', '.join(function_tables)} from the Lambda "
+            f"({ASSUMPTIONS.idempotency_write_units:g} WRU): +{usd(extra)} per million such "
+            "requests.",
+        ]
+    return "\n".join(notes)
+
+
+def _fixed_floor(breakdown: CostBreakdown) -> float:
+    per_request = ("API Gateway", "Lambda requests", "Express requests", "DynamoDB")
+    return sum(
+        item.usd_per_million for item in breakdown.items if item.label.startswith(per_request)
+    )
+
+
+def _naive(
+    design: Design,
+    ours: Mapping[tuple[str, Logging], CostBreakdown],
+    theirs: Mapping[tuple[str, Logging], CostBreakdown],
+    options: Sequence[Logging],
+) -> str:
+    sale = theirs[(SALE.name, design.logging)]
+    item_rows = [[item.label, item.quantity, usd(item.usd_per_million)] for item in sale.items]
+    item_rows.append(["**total**", "", f"**{usd(sale.total)}**"])
+    ratio_rows = []
+    for o in options:
+        naive_total = theirs[(SALE.name, o)].total
+        our_total = ours[(SALE.name, o)].total
+        ratio = naive_total / our_total
+        ratio_rows.append(
+            [
+                o.label,
+                usd(our_total),
+                usd(naive_total),
+                f"{ratio:.1f}x",
+                verdict(ratio >= NAIVE_MIN_RATIO),
+            ]
+        )
+    return "\n".join(
+        [
+            f"### Naive design, per million sales (logs {design.logging.label})",
+            "",
+            table(["line item", "per purchase", "USD per million"], item_rows),
+            "",
+            f"Naive / ours, both under the same logging (target: at least {NAIVE_MIN_RATIO:.0f}x):",
+            "",
+            table(["execution logs", "ours", "naive", "naive / ours", "target"], ratio_rows),
+        ]
+    )
+
+
+def _idle(template: Mapping[str, Any], idle: Sequence[cost_model.IdleItem]) -> str:
+    rows = [
+        [
+            item.label,
+            item.detail,
+            usd(item.usd_per_month)
+            if item.usd_per_month is not None
+            else "**not in the price table**",
+        ]
+        for item in idle
+    ]
+    rows.append(["**total**", "", f"**{usd(cost_model.idle_total(idle))}**"])
+    billed = {item.label.split(":")[0] for item in idle}
+    pay_per_use = sorted(
+        {
+            resource["Type"]
+            for logical_id, resource in template["Resources"].items()
+            if logical_id not in billed
+        }
+    )
+    return "\n".join(
+        [
+            "### Idle monthly cost",
+            "",
+            table(["what bills with no traffic", "how", "USD per month"], rows),
+            "",
+            "Everything else in the template bills per request or per GB stored, so nothing "
+            "while idle beyond a few cents of storage: "
+            + ", ".join(f"`{kind}`" for kind in pay_per_use)
+            + ". No NAT gateway, interface endpoint, RDS Proxy or provisioned capacity is "
+            "declared. RDS backups are free up to the allocated storage; a t4g instance bills "
+            "CPU credits only when it runs above its baseline for long.",
+        ]
+    )
+
+
+def _assumptions() -> str:
+    rows = [
+        [
+            f"`{entry.name}`",
+            f"{getattr(ASSUMPTIONS, entry.name):g} {entry.metadata['unit']}",
+            entry.metadata["why"],
+        ]
+        for entry in dataclasses.fields(ASSUMPTIONS)
+    ]
+    return "\n".join(
+        [
+            "### Assumptions",
+            "",
+            table(["input", "value", "why"], rows),
+            "",
+            "Also: X-Ray records one trace per purchase (the state machine continues the "
+            "Lambda's trace) and samples with the default rule (1 request a second, then 5%) "
+            "at the API's throttling rate from the template, a busy on-sale; at under one "
+            "request a second every purchase is traced ($5.00 per million, mostly inside the "
+            "free tier at that volume). Free tiers are left out throughout. Log volume is "
+            "billed in binary gigabytes.",
+        ]
+    )
+
+
+def _plain_number(value: float) -> str:
+    """0.0000133334 rather than 1.33334e-05."""
+    return f"{value:.10f}".rstrip("0").rstrip(".") if value < 0.01 else f"{value:g}"
+
+
+def _prices(prices: PriceTable) -> str:
+    rows = [
+        [f"`{line.key}`", _plain_number(line.value), line.unit, line.as_of, line.source]
+        for line in [*prices.prices.values(), *prices.rules.values()]
+    ]
+    return "\n".join(
+        [
+            "### Price table (`bench/prices.json`)",
+            "",
+            prices.notes,
+            "",
+            table(["line", "value", "unit", "as of", "source"], rows),
+        ]
+    )

@@ -1,0 +1,169 @@
+"""Execution log volume of a sale and of a sold-out rejection, measured on the offline stack.
+
+The real purchase handler runs against moto executing the real ASL, with tables and state
+machine created from template.yaml (the approach of tests/conftest.py's `purchase_stack`). Each
+execution's GetExecutionHistory events are reshaped into the records Step Functions sends to
+CloudWatch Logs, with an execution ARN of AWS's Express shape. It is a proxy for the log volume
+on AWS: the event types and payloads are the ASL's own, the exact field layout is AWS's to
+decide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from bench.cost_model import (
+    SALE,
+    SOLD_OUT,
+    ObservedExecution,
+    api_function,
+    log_records_from_history,
+)
+from bench.lambda_layout import add_code_to_path, function_named
+
+SAMPLE_EVENT = "purchase_visa"
+# The offline account, on top of the function's variables from the template: fake credentials,
+# so that nothing can reach AWS, and tracing off (there is no X-Ray daemon).
+OFFLINE_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    # Offline endpoints have no sync-<host> to prefix StartSyncExecution with.
+    "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+}
+# An Express execution's ARN on AWS: express:<CloudFormation-named machine>:<name>:<uuid>.
+_CFN_NAME_SUFFIX = "-0123456789AB"
+_EXECUTION_UUID = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass(frozen=True)
+class OfflineRun:
+    """One purchase on the offline stack and what it left behind."""
+
+    outcome: str
+    status_code: int
+    message: str
+    history_events: int
+    history_json_bytes: int
+    observed: ObservedExecution
+
+
+def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
+    """A sold-out rejection, then a sale, by the same buyer for the same show."""
+    from tests.events import load_event
+
+    add_code_to_path(template)
+    event = load_event(SAMPLE_EVENT)
+    quantity = int(json.loads(event["body"]).get("quantity", 1))
+    show_id = str(json.loads(event["body"])["showId"])
+    runs = {}
+    with _offline_stack(template) as (dynamodb, stepfunctions, machine_arn):
+        for outcome, tickets, expected_status in (
+            (SOLD_OUT, quantity - 1, 400),
+            (SALE, 100, 200),
+        ):
+            dynamodb.put_item(
+                TableName="ShowTickets",
+                Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
+            )
+            known = _execution_arns(stepfunctions, machine_arn)
+            answer, output_bytes = _invoke_purchase(event)
+            if answer["statusCode"] != expected_status:
+                raise RuntimeError(f"{outcome.name}: expected {expected_status}, got {answer}")
+            (execution_arn,) = _execution_arns(stepfunctions, machine_arn) - known
+            events = stepfunctions.get_execution_history(executionArn=execution_arn)["events"]
+            runs[outcome.name] = OfflineRun(
+                outcome=outcome.name,
+                status_code=answer["statusCode"],
+                message=json.loads(answer["body"])["message"],
+                history_events=len(events),
+                history_json_bytes=len(json.dumps(events, default=str).encode()),
+                observed=ObservedExecution(
+                    log_records=log_records_from_history(events, _aws_express_arn(execution_arn)),
+                    function_output_bytes=output_bytes,
+                ),
+            )
+    return runs
+
+
+@contextlib.contextmanager
+def _offline_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]]:
+    """moto running the template's tables and state machine; environment restored afterwards."""
+    from moto import mock_aws
+
+    import purchase_workflow
+    from offline import cfn_template, moto_sfn
+
+    machine_id = next(
+        iter(cfn_template.resources_of_type(dict(template), "AWS::Serverless::StateMachine"))
+    )
+    moto_sfn.install()
+    moto_logger = logging.getLogger("moto")
+    saved_level = moto_logger.level
+    # moto logs every Fail state it runs as an error: expected here.
+    moto_logger.setLevel(logging.CRITICAL)
+    function = function_named(template, api_function(template)[0])
+    environment = {**function.environment, **OFFLINE_ENVIRONMENT}
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    try:
+        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+            dynamodb = boto3.client("dynamodb")
+            stepfunctions = boto3.client("stepfunctions")
+            cfn_template.create_tables(dynamodb, dict(template))
+            arn = cfn_template.create_state_machine(stepfunctions, dict(template), machine_id)
+            os.environ["STATE_MACHINE_ARN"] = arn
+            # Settings and client are cached per execution environment: start afresh.
+            purchase_workflow.settings.cache_clear()
+            purchase_workflow.sfn_client.cache_clear()
+            yield dynamodb, stepfunctions, arn
+    finally:
+        purchase_workflow.settings.cache_clear()
+        purchase_workflow.sfn_client.cache_clear()
+        moto_logger.setLevel(saved_level)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _invoke_purchase(event: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """The handler's answer and how many bytes it printed (EMF metrics and log lines)."""
+    import purchase_handler
+    from bench.handler_overhead import FakeLambdaContext
+
+    buffer = io.StringIO()
+    handler = purchase_handler.logger.registered_handler
+    stream_handler = handler if isinstance(handler, logging.StreamHandler) else None
+    previous = stream_handler.setStream(buffer) if stream_handler else None
+    try:
+        with contextlib.redirect_stdout(buffer):
+            answer: dict[str, Any] = purchase_handler.lambda_handler(event, FakeLambdaContext())
+    finally:
+        if stream_handler is not None and previous is not None:
+            stream_handler.setStream(previous)
+    return answer, len(buffer.getvalue().encode())
+
+
+def _execution_arns(stepfunctions: Any, machine_arn: str) -> set[str]:
+    executions = stepfunctions.list_executions(stateMachineArn=machine_arn)["executions"]
+    return {str(execution["executionArn"]) for execution in executions}
+
+
+def _aws_express_arn(execution_arn: str) -> str:
+    """moto's execution ARN in the shape AWS gives an Express execution."""
+    prefix, machine, name = execution_arn.rsplit(":", 2)
+    account_part = prefix.removesuffix(":execution")
+    return f"{account_part}:express:{machine}{_CFN_NAME_SUFFIX}:{name}:{_EXECUTION_UUID}"

@@ -1,0 +1,249 @@
+"""Built size of each function and layer: its code plus its requirements for python3.13 arm64.
+
+Requirements are installed the way a Lambda package for Graviton needs them (`pip install
+--target --platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.13`), then
+code and dependencies are zipped as `sam build` would. What the Lambda runtime already has
+(boto3, botocore and their dependencies) is counted apart: pip still installs it when a
+requirement asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from bench.lambda_layout import lambda_functions, layers
+from bench.measurement import BenchContext, Headline, Section, scrub, table
+
+PIP_TIMEOUT_SECONDS = 150
+# Lambda's zipped upload limit (direct upload) and unzipped limit, code and layers together.
+ZIPPED_LIMIT_MB = 50
+UNZIPPED_LIMIT_MB = 250
+# What the python3.13 runtime provides: boto3 and its dependencies.
+RUNTIME_PROVIDED = frozenset(
+    canonicalize_name(name)
+    for name in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+)
+_PIP_PLATFORM = (
+    "--platform",
+    "manylinux2014_aarch64",
+    "--only-binary=:all:",
+    "--python-version",
+    "3.13",
+    "--implementation",
+    "cp",
+)
+
+
+@dataclass(frozen=True)
+class PackageSize:
+    name: str
+    code_zipped: int
+    deps_zipped: int
+    runtime_provided_zipped: int
+    unzipped: int
+    runtime_provided: tuple[str, ...]
+    note: str
+
+    @property
+    def total_zipped(self) -> int:
+        return self.code_zipped + self.deps_zipped
+
+    @property
+    def zipped_without_runtime_provided(self) -> int:
+        return self.total_zipped - self.runtime_provided_zipped
+
+
+def measure(context: BenchContext) -> Section:
+    artifacts = [
+        (function.logical_id, function.code_dir, function.requirements)
+        for function in lambda_functions(context.template)
+    ]
+    artifacts += [
+        (layer.logical_id, layer.content_dir, layer.requirements)
+        for layer in layers(context.template).values()
+    ]
+    sizes = [
+        _package_size(name, code, requirements, context) for name, code, requirements in artifacts
+    ]
+    rows = [
+        [
+            size.name,
+            _human(size.code_zipped),
+            _human(size.deps_zipped),
+            _human(size.total_zipped),
+            _human(size.zipped_without_runtime_provided),
+            _human(size.unzipped),
+            ", ".join(size.runtime_provided) or "none",
+            size.note,
+        ]
+        for size in sizes
+    ]
+    body = "\n".join(
+        [
+            "Each function's and layer's folder (bytecode left out) plus its `requirements.txt` "
+            "installed with `pip install --target --platform manylinux2014_aarch64 "
+            "--only-binary=:all: --python-version 3.13`, zipped (deflate) as `sam build` does. "
+            "The runtime already holds boto3, botocore, s3transfer, jmespath, python-dateutil, "
+            "six and urllib3; when a requirement pulls one of them in, pip installs it anyway "
+            "and it ships in the package (and shadows the runtime's copy), so both totals are "
+            f"shown. Lambda's limits: {ZIPPED_LIMIT_MB} MB zipped for a direct upload, "
+            f"{UNZIPPED_LIMIT_MB} MB unzipped with layers.",
+            "",
+            table(
+                [
+                    "package",
+                    "code (zip)",
+                    "dependencies (zip)",
+                    "total (zip)",
+                    "total without runtime-provided (zip)",
+                    "total (unzipped)",
+                    "runtime-provided packages it ships",
+                    "note",
+                ],
+                rows,
+            ),
+        ]
+    )
+    headlines = tuple(
+        Headline(f"Package size, {size.name} (zipped)", _size_headline(size)) for size in sizes
+    )
+    return Section("Package sizes", body, headlines)
+
+
+def _size_headline(size: PackageSize) -> str:
+    text = _human(size.total_zipped)
+    if size.runtime_provided_zipped:
+        text += f" ({_human(size.zipped_without_runtime_provided)} without runtime-provided)"
+    return text
+
+
+def _human(size: int) -> str:
+    if size >= 1_000_000:
+        return f"{size / 1_000_000:.2f} MB"
+    return f"{size / 1000:.1f} KB"
+
+
+def _package_size(
+    name: str, code_dir: Path, requirements: Path | None, context: BenchContext
+) -> PackageSize:
+    code_files = list(_files(code_dir))
+    note = ""
+    with tempfile.TemporaryDirectory(prefix="bench-package-") as temporary:
+        target = Path(temporary) / "deps"
+        target.mkdir()
+        if requirements is not None and _has_requirements(requirements):
+            note = _pip_install(requirements, target, context)
+        dependency_files = list(_files(target))
+        runtime_dirs = _runtime_provided_folders(target)
+        runtime_files = [path for path in dependency_files if _under(path, target, runtime_dirs)]
+        with tempfile.TemporaryDirectory(prefix="bench-zip-") as zips:
+            code_zipped = _zipped_size(code_files, code_dir, Path(zips) / "code.zip")
+            deps_zipped = _zipped_size(dependency_files, target, Path(zips) / "deps.zip")
+            runtime_zipped = (
+                _zipped_size(runtime_files, target, Path(zips) / "runtime.zip")
+                if runtime_files
+                else 0
+            )
+        unzipped = sum(path.stat().st_size for path in [*code_files, *dependency_files])
+        provided = sorted(_runtime_provided_names(target))
+    return PackageSize(
+        name, code_zipped, deps_zipped, runtime_zipped, unzipped, tuple(provided), note
+    )
+
+
+def _files(folder: Path) -> Iterable[Path]:
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            yield path
+
+
+def _has_requirements(requirements: Path) -> bool:
+    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
+    return any(lines)
+
+
+def _pip_install(requirements: Path, target: Path, context: BenchContext) -> str:
+    """Install for Lambda; on failure, say so (the size is then the code alone)."""
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+        *_PIP_PLATFORM,
+        "--requirement",
+        str(requirements),
+    ]
+    try:
+        result = subprocess.run(  # noqa: S603 - pip from this interpreter, fixed arguments
+            command,
+            capture_output=True,
+            text=True,
+            timeout=PIP_TIMEOUT_SECONDS,
+            check=False,
+            env={**os.environ, "PIP_NO_INPUT": "1"},
+        )
+    except subprocess.TimeoutExpired:
+        return "pip timed out: code only"
+    if result.returncode != 0:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
+        reason = scrub((errors or ["unknown error"])[0], context.root)
+        return f"pip could not resolve ({reason}): code only"
+    return ""
+
+
+def _dist_infos(target: Path) -> list[Path]:
+    return sorted(target.glob("*.dist-info"))
+
+
+def _distribution_name(dist_info: Path) -> str:
+    """botocore-1.44.8.dist-info -> botocore."""
+    return canonicalize_name(dist_info.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+
+
+def _runtime_provided_names(target: Path) -> set[str]:
+    names = set()
+    for dist_info in _dist_infos(target):
+        name = _distribution_name(dist_info)
+        if name in RUNTIME_PROVIDED:
+            names.add(name)
+    return names
+
+
+def _runtime_provided_folders(target: Path) -> set[str]:
+    """Top-level names installed by runtime-provided distributions (from their RECORD)."""
+    tops: set[str] = set()
+    for dist_info in _dist_infos(target):
+        if _distribution_name(dist_info) not in RUNTIME_PROVIDED:
+            continue
+        record = dist_info / "RECORD"
+        if record.is_file():
+            for line in record.read_text().splitlines():
+                top = Path(line.split(",", 1)[0]).parts[0]
+                if top != "..":
+                    tops.add(top)
+    return tops
+
+
+def _under(path: Path, root: Path, tops: set[str]) -> bool:
+    return path.relative_to(root).parts[0] in tops
+
+
+def _zipped_size(files: Iterable[Path], root: Path, archive: Path) -> int:
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for path in files:
+            bundle.write(path, path.relative_to(root).as_posix())
+    return archive.stat().st_size
