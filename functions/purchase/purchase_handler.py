@@ -6,13 +6,17 @@ from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+
+# From the module itself: the package's __init__ imports every resolver (AppSync pulls in
+# asyncio), which a cold start would pay for.
+from aws_lambda_powertools.event_handler import content_types
+from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from card_validation import Card, InvalidCardError, check_card
-from purchase_idempotency import Answer, answer_once, idempotency_key, register_lambda_context
+from purchase_idempotency import Answer, answer_once, idempotency_key
 from purchase_request import InvalidRequestError, parse_purchase
 from purchase_workflow import (
     PurchaseInProgressError,
@@ -65,7 +69,7 @@ def purchase() -> Response[dict[str, Any]]:
         "quantity": request.quantity,
         "card": {"brand": card.brand, "last4": card.last4},
     }
-    answer = sell(sale) if key is None else answer_once(key, sale, sell)
+    answer = sell(sale) if key is None else answer_once(key, sale, sell, app.lambda_context)
     metrics.add_metric(name=METRICS[answer["body"]["message"]], unit=MetricUnit.Count, value=1)
     return _answer(HTTPStatus(answer["status"]), answer["body"])
 
@@ -131,5 +135,4 @@ def _answer(status: HTTPStatus, body: dict[str, Any]) -> Response[dict[str, Any]
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    register_lambda_context(context)
     return app.resolve(event, context)

@@ -13,15 +13,6 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from purchase_request import FieldError, InvalidRequestError
@@ -33,6 +24,7 @@ _VISIBLE_ASCII = frozenset(chr(code) for code in range(0x21, 0x7F))
 _MAX_KEY_LENGTH = 128
 
 Answer = dict[str, Any]
+Sell = Callable[[dict[str, Any]], Answer]
 
 
 def idempotency_key(headers: dict[str, str]) -> str | None:
@@ -45,35 +37,36 @@ def idempotency_key(headers: dict[str, str]) -> str | None:
     return key
 
 
-_config = IdempotencyConfig(
-    event_key_jmespath="key",
-    payload_validation_jmespath="request",
-    expires_after_seconds=RECORD_SECONDS,
-)
-
-
-def register_lambda_context(context: LambdaContext) -> None:
-    # Lets an IN_PROGRESS record expire with the invocation if the function dies mid-sale.
-    _config.register_lambda_context(context)
-
-
 @cache
-def _once(sell: Callable[[dict[str, Any]], Answer]) -> Callable[..., Answer]:
-    # Built on first use: requests without the header never create the DynamoDB client.
+def _once(sell: Sell) -> tuple[Any, Callable[..., Answer]]:
+    """The idempotency configuration and `sell` wrapped by Powertools, built on first use.
+
+    Imported here, not at module load: requests without the header (most) never pay for the
+    idempotency utility's import or its DynamoDB client, on a cold start or otherwise.
+    """
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    config = IdempotencyConfig(
+        event_key_jmespath="key",
+        payload_validation_jmespath="request",
+        expires_after_seconds=RECORD_SECONDS,
+    )
     persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
 
     def sell_once(attempt: dict[str, Any]) -> Answer:
         return sell(attempt["request"])
 
     once: Callable[..., Answer] = idempotent_function(
-        sell_once, data_keyword_argument="attempt", persistence_store=persistence, config=_config
+        sell_once, data_keyword_argument="attempt", persistence_store=persistence, config=config
     )
-    return once
+    return config, once
 
 
-def answer_once(
-    key: str, request: dict[str, Any], sell: Callable[[dict[str, Any]], Answer]
-) -> Answer:
+def answer_once(key: str, request: dict[str, Any], sell: Sell, context: LambdaContext) -> Answer:
     """`sell(request)`'s answer the first time `key` is seen; the stored answer afterwards.
 
     `sell` is a module-level function and `request` plain JSON data without the card number.
@@ -81,9 +74,17 @@ def answer_once(
     the key was used for another request. When `sell` raises, nothing is stored, so a retry
     runs again.
     """
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    config, once = _once(sell)
+    # Lets an IN_PROGRESS record expire with the invocation if the function dies mid-sale.
+    config.register_lambda_context(context)
     attempt = {"key": f"{request['userId']}:{key}", "request": request}
     try:
-        return _once(sell)(attempt=attempt)
+        return once(attempt=attempt)
     except IdempotencyAlreadyInProgressError:
         raise PurchaseInProgressError() from None
     except IdempotencyValidationError:
