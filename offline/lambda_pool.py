@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -32,10 +33,18 @@ class LocalLambdaContext:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
+def _exit_with_parent(parent: int) -> None:
+    # A worker must not outlive the local stack, even one killed without a chance to clean up.
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
+
+
 def _start_environment(environ: dict[str, str], paths: list[str], handler: str, name: str) -> None:
     global _handler, _function_name
     # Ctrl-C reaches the whole process group; only the local stack itself should react to it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     os.environ.update(environ)
     sys.path[:0] = paths
     module_name, _, function = handler.rpartition(".")

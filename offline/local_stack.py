@@ -128,6 +128,8 @@ def load_shows(path: Path) -> list[Show]:
 
 def _ensure_port_free(port: int, variable: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As the servers will: connections of a previous run lingering in TIME_WAIT are fine.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError:

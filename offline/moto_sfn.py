@@ -13,15 +13,21 @@ import json
 import time
 from typing import Any
 
+from jsonpath_ng.ext.parser import parse as parse_json_path
 from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_aws_sdk,
+    state_task_service_dynamodb,
+)
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import boto_client, json_path
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
 
 # AWS ends a sync execution after 5 minutes whatever the state machine says.
 SYNC_LIMIT_SECONDS = 300
-_POLL_SECONDS = 0.002
+_POLL_SECONDS = 0.005
 _SYNC_STATUS = {"SUCCEEDED": "SUCCEEDED", "TIMED_OUT": "TIMED_OUT"}  # anything else: FAILED
 
 
@@ -80,14 +86,30 @@ def _parsed(definition: str) -> Any:
 
 
 def _cached_entrypoint(self: ExecutionWorker) -> Any:
-    # moto parses the whole ASL with ANTLR for every execution (about 0.2 s of CPU here). The
-    # parsed program keeps each execution's state in that execution's environment, so one
-    # parse per definition serves them all.
     return _parsed(self._evaluation_details.state_machine_details.definition)
 
 
+@functools.cache
+def _client(region: str, service: str) -> Any:
+    return boto_client.boto_client_for(region=region, service=service)
+
+
+def _cached_client(region: str, service: str, state_credentials: Any = None) -> Any:
+    # moto's boto_client_for ignores the state's credentials: one client per service will do.
+    return _client(region, service)
+
+
 def install() -> None:
-    """Teach moto StartSyncExecution and AWS's StartTime format, and parse each ASL once."""
+    """Teach moto StartSyncExecution and AWS's StartTime format, and make it fast enough.
+
+    moto's interpreter parses the whole ASL with ANTLR for every execution, builds a JSONPath
+    parser (PLY tables) for every path it evaluates and a boto3 client for every task: most of
+    the CPU of an execution. The parsed program keeps each execution's state in that execution's
+    environment, parsed paths are immutable and clients are thread-safe, so each is made once.
+    """
     StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
     Execution.get_start_execution_details = _start_details_with_iso_start_time  # type: ignore[method-assign]
     ExecutionWorker._get_evaluation_entrypoint = _cached_entrypoint  # type: ignore[method-assign]
+    json_path.parse = functools.cache(parse_json_path)  # type: ignore[attr-defined]
+    for module in (state_task_service_aws_sdk, state_task_service_dynamodb):
+        module.boto_client_for = _cached_client  # type: ignore[attr-defined]
