@@ -7,10 +7,14 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+
+from tests import reliability
+from tests.pan_scan import find_card_numbers
 
 # Before any handler module is imported: these are read at import or first use.
 os.environ.update(
@@ -24,6 +28,12 @@ os.environ.update(
     POWERTOOLS_SERVICE_NAME="purchase",
     LEASE_SECONDS="60",
 )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    target = os.environ.get("RELIABILITY_REPORT")
+    if target:
+        reliability.write_report(Path(target), passed=exitstatus == 0)
 
 
 @dataclass
@@ -130,6 +140,11 @@ def purchase_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[PurchaseStack]:
         )
         for cached in caches:
             cached.cache_clear()
-        yield PurchaseStack(dynamodb, stepfunctions, arn)
+        stack = PurchaseStack(dynamodb, stepfunctions, arn)
+        yield stack
         for cached in caches:
             cached.cache_clear()
+        # Whatever the test did, no card number may have reached a table or an execution.
+        stored = stack.everything_stored()
+        assert find_card_numbers(stored) == []
+        reliability.add("pan_scanned_bytes", len(stored.encode()))

@@ -250,9 +250,7 @@ def _spawn(
             f"--ssl-cert={tls_files.server_cert}",
             f"--ssl-key={tls_files.server_key}",
         ]
-    return subprocess.Popen(
-        arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    return subprocess.Popen(arguments, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], port: int, timeout: float) -> bool:

@@ -6,16 +6,13 @@ import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,70 +21,13 @@ import pymysql
 import pytest
 
 from tests.integration.conftest import Server
+from tests.local_stack_process import ROOT, RunningStack, free_port, ports
 
-ROOT = Path(__file__).resolve().parents[2]
 API = "http://127.0.0.1:3000"
 AWS = "http://127.0.0.1:4566"
 SHOW = "Rock en el Parque"
 SOLD_OUT = "Agotado Fest"
 VISA = "4111 1111 1111 1111"
-
-
-class RunningStack:
-    """A `make local` process group and everything it printed."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.output: list[str] = []
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(
-            ["make", "--no-print-directory", "local"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.output.append(line.rstrip("\n"))
-            if line.strip() == "Ready.":
-                self.ready.set()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.output)
-
-    def wait_ready(self, timeout: float = 90) -> None:
-        if not self.ready.wait(timeout):
-            self.stop()
-            pytest.fail(f"make local did not become ready:\n{self.text}")
-
-    def stop(self) -> None:
-        """Ctrl-C, as a user would: make and the stack both get SIGINT."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGINT)
-        try:
-            # make itself reports the interrupt; the stack must have shut down on its own.
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            raise
-        deadline = time.monotonic() + 10
-        while self.processes_left() and time.monotonic() < deadline:
-            time.sleep(0.1)
-
-    def processes_left(self) -> list[str]:
-        """Processes still in the stack's session (make, python, workers, servers)."""
-        listing = subprocess.run(
-            ["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True, check=True
-        ).stdout
-        return [
-            line for line in listing.splitlines() if line.split(None, 2)[1] == str(self.process.pid)
-        ]
 
 
 def post(body: Any, path: str = "/purchases") -> tuple[int, dict[str, Any]]:
@@ -224,30 +164,6 @@ def test_local_stack_unknown_route_answers_like_api_gateway(local_stack: Running
     assert post({}, "/refunds") == (404, {"message": "Not Found"})
 
 
-def test_local_stack_concurrent_buyers_get_exactly_the_stock(local_stack: RunningStack) -> None:
-    # GIVEN a show with 20 tickets, created through the AWS endpoint
-    show = f"Concurrency {uuid.uuid4().hex[:6]}"
-    aws("dynamodb").put_item(
-        TableName="ShowTickets",
-        Item={"showId": {"S": show}, "ticketsAvailable": {"N": "20"}},
-    )
-    # WHEN 60 different buyers ask for one ticket each at once
-    bodies = [{"userId": f"buyer{n}", "showId": show, "cardNumber": VISA} for n in range(60)]
-    with ThreadPoolExecutor(max_workers=30) as pool:
-        answers = list(pool.map(post, bodies))
-    # THEN exactly 20 sell, the rest hear "sold out", and the tables agree
-    statuses = [status for status, _ in answers]
-    assert statuses.count(200) == 20
-    assert statuses.count(400) == 40
-    assert tickets_left(show) == 0
-    sales = aws("dynamodb").query(
-        TableName="TicketSales",
-        KeyConditionExpression="showId = :show",
-        ExpressionAttributeValues={":show": {"S": show}},
-    )["Items"]
-    assert sum(int(sale["quantity"]["N"]) for sale in sales) == 20
-
-
 def catalog_url(stack: RunningStack) -> str:
     match = re.search(r"events catalog\s+(mysql://\S+)", stack.text)
     assert match, stack.text
@@ -325,17 +241,6 @@ def test_local_stack_execution_trace_from_the_command_and_the_page(
         html = page.read().decode()
     assert all(state in html for state in states)
     assert "4111" not in trace and "4111" not in html
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def ports() -> dict[str, str]:
-    return {"LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port())}
 
 
 def run_to_exit(env: dict[str, str]) -> tuple[int, str]:

@@ -27,6 +27,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 import purchase_handler
+from tests import reliability
 from tests.conftest import PurchaseStack
 from tests.events import load_event
 
@@ -123,6 +124,7 @@ def assert_sale_rules_hold(stack: PurchaseStack) -> None:
     left = stack.tickets_left(SHOW)
     assert left >= 0
     assert left + stack.tickets_sold(SHOW) == STOCK
+    reliability.add("faults_survived")
 
 
 def claim_status(stack: PurchaseStack) -> str | None:

@@ -1,0 +1,285 @@
+"""The sale's rules under real concurrency, through the whole local stack, judged from the tables.
+
+The oracle is proved in the same run: a naive read-then-write decrement on the same DynamoDB
+engine oversells, so a green "never oversold" here means something.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pymysql
+import pytest
+
+from tests import reliability
+from tests.local_stack_process import RunningStack, ports
+from tests.pan_scan import find_card_numbers
+
+VISA = "4111 1111 1111 1111"
+SOLD_OUT = "Tickets are sold out or purchase already processed."
+IN_PROGRESS = "Purchase already in progress."
+SHOWS = {"Stadium": 100, "Naive Control": 50, "One User": 50, "One Key": 50}
+
+
+@dataclass
+class Stack:
+    process: RunningStack
+    api: str
+    aws: str
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.aws,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def post(self, body: dict[str, Any], key: str | None = None) -> tuple[int, dict[str, Any]]:
+        headers = {"Idempotency-Key": key} if key else {}
+        request = urllib.request.Request(
+            f"{self.api}/purchases", data=json.dumps(body).encode(), headers=headers, method="POST"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    def tickets_left(self, show: str) -> int:
+        item = self.client("dynamodb").get_item(
+            TableName="ShowTickets", Key={"showId": {"S": show}}, ConsistentRead=True
+        )
+        return int(item["Item"]["ticketsAvailable"]["N"])
+
+    def sales(self, show: str) -> list[dict[str, Any]]:
+        dynamodb = self.client("dynamodb")
+        pages = dynamodb.get_paginator("query").paginate(
+            TableName="TicketSales",
+            KeyConditionExpression="showId = :show",
+            ExpressionAttributeValues={":show": {"S": show}},
+        )
+        return [item for page in pages for item in page["Items"]]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    shows = tmp_path_factory.mktemp("reliability") / "shows.json"
+    shows.write_text(
+        json.dumps(
+            [{"name": n, "ticketPrice": 10, "ticketsAvailable": t} for n, t in SHOWS.items()]
+        ),
+        encoding="utf-8",
+    )
+    env = {**ports(), "SHOWS_FILE": str(shows), "LOCAL_LAMBDA_CONCURRENCY": "8"}
+    process = RunningStack(env)
+    process.wait_ready()
+    running = Stack(
+        process,
+        api=f"http://127.0.0.1:{env['LOCAL_API_PORT']}",
+        aws=f"http://127.0.0.1:{env['LOCAL_AWS_PORT']}",
+    )
+    try:
+        yield running
+        # Last, over everything the module's runs wrote: no card number anywhere.
+        scanned = everything_written(running)
+        assert find_card_numbers(scanned) == []
+        reliability.add("pan_scanned_bytes", len(scanned.encode()))
+        reliability.add("pan_found", 0)
+    finally:
+        process.stop()
+    assert process.processes_left() == []
+
+
+def everything_written(stack: Stack) -> str:
+    """Everything the stack logged while serving, every table item, every execution's input,
+    output and history, and the events catalog."""
+    # The banner before "Ready." is the stack's own help, whose example uses a test card.
+    served_log = stack.process.text.split("\nReady.\n", 1)[1]
+    parts: list[Any] = [served_log]
+    dynamodb = stack.client("dynamodb")
+    for table in dynamodb.list_tables()["TableNames"]:
+        for page in dynamodb.get_paginator("scan").paginate(TableName=table):
+            parts.extend(page["Items"])
+    sfn = stack.client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        pages = sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=machine["stateMachineArn"]
+        )
+        arns = [e["executionArn"] for page in pages for e in page["executions"]]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            parts.extend(pool.map(lambda arn: execution_record(sfn, arn), arns))
+    parts.append(catalog_rows(stack))
+    return json.dumps(parts, default=str)
+
+
+def execution_record(sfn: Any, arn: str) -> list[Any]:
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    return [sfn.describe_execution(executionArn=arn), history]
+
+
+def catalog_rows(stack: Stack) -> list[Any]:
+    from flyer_config import db_environ_from_url
+
+    url = stack.process.text.split("events catalog", 1)[1].split()[0]
+    settings = db_environ_from_url(url)
+    connection = pymysql.connect(
+        host=settings["DB_HOST"],
+        port=int(settings["DB_PORT"]),
+        user=settings["DB_USER"],
+        password=settings["DB_PASSWORD"],
+        database=settings["DB_NAME"],
+        charset="utf8mb4",
+    )
+    with connection, connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM events")
+        return list(cursor.fetchall())
+
+
+def test_reliability_500_buyers_for_100_tickets_sell_exactly_100(stack: Stack) -> None:
+    # GIVEN 500 buyers of 1 to 4 tickets (mostly 1) for a show with 100
+    quantities = [(1, 1, 1, 2, 3, 4)[n % 6] for n in range(500)]
+    bodies = [
+        {"userId": f"buyer{n}", "showId": "Stadium", "cardNumber": VISA, "quantity": q}
+        for n, q in enumerate(quantities)
+    ]
+    # WHEN they all buy at once
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        answers = list(pool.map(stack.post, bodies))
+    # THEN, from the tables: exactly the stock sold, never below zero, sales add up
+    sales = stack.sales("Stadium")
+    sold = sum(int(sale["quantity"]["N"]) for sale in sales)
+    assert stack.tickets_left("Stadium") == 0
+    assert sold == 100
+    assert len(sales) == sum(1 for status, _ in answers if status == 200)
+    # ...and every answer is a sale or the contract's sold-out answer
+    assert {(s, b["message"]) for s, b in answers} <= {
+        (200, "Purchase completed."),
+        (400, SOLD_OUT),
+    }
+    sold_in_answers = sum(b["quantity"] for s, b in answers if s == 200)
+    assert sold_in_answers == sold
+    reliability.record("buyers", len(bodies))
+    reliability.record("tickets", SHOWS["Stadium"])
+    reliability.record("sold", sold)
+    reliability.record("oversold", sold - SHOWS["Stadium"])
+    reliability.add("server_errors", sum(1 for s, _ in answers if s >= 500))
+
+
+def test_reliability_naive_read_then_write_oversells_on_the_same_engine(stack: Stack) -> None:
+    # GIVEN the oracle's engine and the seed's naive algorithm: read the stock, then write it
+    dynamodb = stack.client("dynamodb")
+    show = {"showId": {"S": "Naive Control"}}
+    sold = Counter[str]()
+    lock = threading.Lock()
+
+    def naive_buy(buyer: int) -> None:
+        left = int(
+            dynamodb.get_item(TableName="ShowTickets", Key=show)["Item"]["ticketsAvailable"]["N"]
+        )
+        if left < 1:
+            return
+        time.sleep(0.001)  # the work a handler does between its read and its write
+        dynamodb.update_item(
+            TableName="ShowTickets",
+            Key=show,
+            UpdateExpression="SET ticketsAvailable = :left",
+            ExpressionAttributeValues={":left": {"N": str(left - 1)}},
+        )
+        with lock:
+            sold["tickets"] += 1
+
+    # WHEN 200 buyers race for 50 tickets
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(naive_buy, range(200)))
+    # THEN it sells more than it has: the engine can show an oversell
+    assert sold["tickets"] > SHOWS["Naive Control"]
+    reliability.record("naive_stock", SHOWS["Naive Control"])
+    reliability.record("naive_sold", sold["tickets"])
+
+
+def test_reliability_one_user_sells_one_purchase_at_a_time(stack: Stack) -> None:
+    # GIVEN 10 concurrent requests of one user for one show
+    started = datetime.now().astimezone()
+    body = {"userId": "eager", "showId": "One User", "cardNumber": VISA}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: stack.post(body), range(10)))
+    # THEN each is a sale or "in progress", sales match the answers...
+    assert {(s, b["message"]) for s, b in answers} <= {
+        (200, "Purchase completed."),
+        (400, IN_PROGRESS),
+    }
+    completed = sum(1 for s, _ in answers if s == 200)
+    assert completed >= 1
+    assert len([s for s in stack.sales("One User") if s["userId"]["S"] == "eager"]) == completed
+    # ...and no two of the user's sales were ever in flight together: for each successful
+    # execution, the span from its claim being taken to its commit starting lies inside its
+    # exclusive window, so two such spans must never overlap.
+    sfn = stack.client("stepfunctions")
+    (machine,) = sfn.list_state_machines()["stateMachines"]
+    pages = sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=machine["stateMachineArn"], statusFilter="SUCCEEDED"
+    )
+    spans = []
+    for execution in (e for page in pages for e in page["executions"]):
+        if execution["startDate"] < started:
+            continue
+        arn = execution["executionArn"]
+        if json.loads(sfn.describe_execution(executionArn=arn)["input"])["userId"] != "eager":
+            continue
+        events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        claimed = next(e["timestamp"] for e in events if e["type"] == "TaskSucceeded")
+        committing = next(
+            e["timestamp"]
+            for e in events
+            if e["type"] == "TaskStarted"
+            and e["taskStartedEventDetails"]["resource"] == "transactWriteItems"
+        )
+        spans.append((claimed, committing))
+    spans.sort()
+    assert len(spans) == completed
+    overlaps = sum(1 for a, b in itertools.pairwise(spans) if b[0] < a[1])
+    assert overlaps == 0
+    reliability.record("same_user_requests", len(answers))
+    reliability.record("same_user_overlapping_sales", overlaps)
+
+
+def test_reliability_concurrent_repeats_of_one_key_sell_once(stack: Stack) -> None:
+    # GIVEN 10 concurrent repeats of one request with one Idempotency-Key
+    key = f"order-{uuid.uuid4()}"
+    body = {"userId": "careful", "showId": "One Key", "cardNumber": VISA, "quantity": 2}
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        answers = list(pool.map(lambda _: stack.post(body, key), range(10)))
+    # THEN one sale: the others replay it or hear it is in progress
+    sales = [s for s in stack.sales("One Key") if s["userId"]["S"] == "careful"]
+    assert len(sales) == 1
+    assert stack.tickets_left("One Key") == SHOWS["One Key"] - 2
+    successes = [b for s, b in answers if s == 200]
+    assert successes and all(b == successes[0] for b in successes)
+    assert all(b["message"] == IN_PROGRESS for s, b in answers if s != 200)
+    # AND a repeat after it finished replays the same answer
+    assert stack.post(body, key) == (200, successes[0])
+    reliability.record("idempotent_repeats", len(answers))
+    reliability.record("idempotent_sales", len(sales))
+
+
+def test_reliability_report_lists_the_figures_recorded(tmp_path: Path) -> None:
+    reliability.record("naive_stock", SHOWS["Naive Control"])
+    reliability.write_report(tmp_path / "RELIABILITY.md", passed=True)
+    report = (tmp_path / "RELIABILITY.md").read_text(encoding="utf-8")
+    assert f"| naive_stock | {SHOWS['Naive Control']} |" in report

@@ -1,0 +1,84 @@
+"""`make local` as a subprocess, the way a user starts and stops it (tests and benchmarks)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class RunningStack:
+    """A `make local` process group and everything it printed."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.output: list[str] = []
+        self.ready = threading.Event()
+        self.process = subprocess.Popen(
+            ["make", "--no-print-directory", "local"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.output.append(line.rstrip("\n"))
+            if line.strip() == "Ready.":
+                self.ready.set()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.output)
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        if not self.ready.wait(timeout):
+            self.stop()
+            pytest.fail(f"make local did not become ready:\n{self.text}")
+
+    def stop(self) -> None:
+        """Ctrl-C, as a user would: make and the stack both get SIGINT."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            # make itself reports the interrupt; the stack must have shut down on its own.
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            raise
+        deadline = time.monotonic() + 10
+        while self.processes_left() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def processes_left(self) -> list[str]:
+        """Processes still in the stack's session (make, python, workers, servers)."""
+        listing = subprocess.run(
+            ["ps", "-eo", "pid=,sid=,args="], capture_output=True, text=True, check=True
+        ).stdout
+        return [
+            line for line in listing.splitlines() if line.split(None, 2)[1] == str(self.process.pid)
+        ]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def ports() -> dict[str, str]:
+    return {"LOCAL_API_PORT": str(free_port()), "LOCAL_AWS_PORT": str(free_port())}
