@@ -20,6 +20,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
+# The layer's own checksum: one Luhn for validating cards and for finding them.
+from card_validation import luhn_valid
+
 __all__ = ["find_card_numbers", "luhn_valid"]
 
 MIN_DIGITS = 13
@@ -32,17 +35,6 @@ _GROUP = re.compile(r"([ -]?)([0-9]+)")
 _EPOCH_FROM = 946_684_800  # 2000-01-01
 _EPOCH_UNTIL = 2_208_988_800  # 2040-01-01
 _EPOCH_SCALES = {13: 10**3, 16: 10**6, 19: 10**9}
-
-
-def luhn_valid(digits: str) -> bool:
-    """Whether an ASCII digit string passes the Luhn checksum."""
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
 
 
 def find_card_numbers(text: str) -> list[str]:
