@@ -27,6 +27,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 import purchase_handler
+from offline import cfn_template
 from tests import reliability
 from tests.conftest import PurchaseStack
 from tests.events import load_event
@@ -301,3 +302,126 @@ def test_fault_marking_failed_fails_keeps_the_answer_and_the_lease_frees_the_cla
     assert claim_status(show) == "IN_PROGRESS"
     claim = show.claim(ANA)
     assert claim is not None and int(claim["leaseExpiresAt"]["N"]) <= time.time() + 60
+
+
+# ---------------------------------------------------------------- the whole matrix
+# Every DynamoDB step of the workflow, each failing throughout with each kind of error, and the
+# workflow timing out while that step hangs. A step's path: the purchase that reaches it.
+STEPS = {
+    "ClaimExecution": ("put_item", "LambdaExecutionLog", "sale"),
+    "SellTickets": ("transact_write_items", None, "sale"),
+    "ReadTicketsLeft": ("get_item", "ShowTickets", "sale"),
+    "CheckStock": ("get_item", "ShowTickets", "sold-out"),
+    "MarkExecutionFailed": ("update_item", "LambdaExecutionLog", "sold-out"),
+}
+ERRORS = {
+    "throttling": "ProvisionedThroughputExceededException",
+    "internal": "InternalServerError",
+    "conditional": "ConditionalCheckFailedException",
+}
+COMPLETED = "Purchase completed."
+SOLD_OUT = "Tickets are sold out or purchase already processed."
+IN_PROGRESS = "Purchase already in progress."
+# What the buyer hears when a step fails throughout (documented in the README).
+EXPECTED = {
+    ("ClaimExecution", "conditional"): (400, IN_PROGRESS),
+    ("ReadTicketsLeft", "throttling"): (200, COMPLETED),
+    ("ReadTicketsLeft", "internal"): (200, COMPLETED),
+    ("ReadTicketsLeft", "conditional"): (200, COMPLETED),
+    ("MarkExecutionFailed", "throttling"): (400, SOLD_OUT),
+    ("MarkExecutionFailed", "internal"): (400, SOLD_OUT),
+    ("MarkExecutionFailed", "conditional"): (400, SOLD_OUT),
+}
+
+
+def prepare(stack: PurchaseStack, path: str) -> None:
+    # The sold-out path: two tickets asked for, one left.
+    stack.add_show(SHOW, STOCK if path == "sale" else 1)
+
+
+def rules_hold_then_the_buyer_is_free(
+    stack: PurchaseStack, faults: Faults, context: Any, path: str
+) -> None:
+    """Rules 1 and 2 hold; once the faults stop and any stale claim's lease has run out, the same
+    buyer gets an ordinary answer again (rule 3)."""
+    left = stack.tickets_left(SHOW)
+    stock = STOCK if path == "sale" else 1
+    assert left >= 0 and left + stack.tickets_sold(SHOW) == stock
+    faults.active.clear()
+    claim = stack.claim(ANA)
+    if claim is not None and claim["status"]["S"] == "IN_PROGRESS":
+        expires = int(claim["leaseExpiresAt"]["N"])
+        if time.time() < expires - 1:
+            assert buy(context)[1]["message"] == IN_PROGRESS  # still leased: blocked
+        time.sleep(max(0.0, expires + 1.1 - time.time()))
+    status, body = buy(context)
+    assert body["message"] != IN_PROGRESS
+    assert status in (200, 400)
+    assert stack.tickets_left(SHOW) + stack.tickets_sold(SHOW) == stock
+    reliability.add("faults_survived")
+
+
+@pytest.fixture
+def short_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 3 s lease (the deployed default is 60 s), so that stale claims expire within a test."""
+    import purchase_workflow
+
+    monkeypatch.setenv("LEASE_SECONDS", "3")
+    purchase_workflow.settings.cache_clear()
+
+
+@pytest.mark.parametrize("error", list(ERRORS))
+@pytest.mark.parametrize("step", list(STEPS))
+def test_fault_matrix_step_failing_throughout_keeps_every_rule(
+    purchase_stack: PurchaseStack,
+    faults: Faults,
+    short_lease: None,
+    lambda_context: Any,
+    step: str,
+    error: str,
+) -> None:
+    operation, table, path = STEPS[step]
+    prepare(purchase_stack, path)
+    faults.add(Fault(operation, table, before=raise_(dynamodb_error(ERRORS[error]))))
+    status, body = buy(lambda_context)
+    assert (status, body["message"]) == EXPECTED.get((step, error), (500, "Internal server error."))
+    rules_hold_then_the_buyer_is_free(purchase_stack, faults, lambda_context, path)
+
+
+@pytest.fixture
+def short_timeout(purchase_stack: PurchaseStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real ASL with a 2 s TimeoutSeconds, so that a hanging step times the workflow out."""
+    import purchase_workflow
+
+    definition = json.loads(
+        cfn_template.state_machine_definition(cfn_template.load_template(), "PurchaseStateMachine")
+    )
+    definition["TimeoutSeconds"] = 2
+    arn = purchase_stack.stepfunctions.create_state_machine(
+        name="PurchaseStateMachineShortTimeout",
+        definition=json.dumps(definition),
+        roleArn=cfn_template.LOCAL_ROLE_ARN,
+        type="EXPRESS",
+    )["stateMachineArn"]
+    monkeypatch.setenv("STATE_MACHINE_ARN", arn)
+    purchase_workflow.settings.cache_clear()
+
+
+@pytest.mark.parametrize("step", list(STEPS))
+def test_fault_matrix_workflow_timing_out_at_a_step_keeps_every_rule(
+    purchase_stack: PurchaseStack,
+    faults: Faults,
+    short_timeout: None,
+    short_lease: None,
+    lambda_context: Any,
+    step: str,
+) -> None:
+    # GIVEN a step that hangs past the workflow's timeout (its write, if any, lands late)
+    operation, table, path = STEPS[step]
+    prepare(purchase_stack, path)
+    faults.add(Fault(operation, table, before=lambda: time.sleep(2.5), times=1))
+    # THEN the buyer hears of an internal error...
+    assert buy(lambda_context) == INTERNAL_ERROR
+    time.sleep(0.6)  # the hung call finishes its late write
+    # ...and the sale's rules hold, the claim freeing itself after its lease
+    rules_hold_then_the_buyer_is_free(purchase_stack, faults, lambda_context, path)
