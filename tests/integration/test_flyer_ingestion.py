@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -424,3 +427,88 @@ def test_events_db_over_verified_tls_stores_flyer(catalog: Catalog) -> None:
         assert events_db.store_flyer(upload) is FlyerOutcome.STORED
     finally:
         events_db.close()
+
+
+class DatabaseLink:
+    """A TCP relay to the database that can be cut and restored, as a network or server outage
+    would: cut, it drops every open connection and refuses new ones."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.up = True
+        self.open_sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            server = socket.create_connection(self.target)
+            self.open_sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self.up = False
+        for end in self.open_sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+        self.open_sockets.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_handler_database_down_then_back_loses_nothing_and_keeps_order(
+    flyer_function: Catalog,
+    mysql_server: Server,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a warm function whose database link then goes down
+    from events_db import default_events_db
+
+    seed(flyer_function)
+    link = DatabaseLink(mysql_server.host, mysql_server.port)
+    monkeypatch.setenv("DB_PORT", str(link.port))
+    default_events_db.cache_clear()
+    try:
+        invoke("s3_flyer_spaces", lambda_context)
+        link.cut()
+        # WHEN the newer flyer arrives during the outage, THEN the invocation fails (Lambda
+        # retries it) and nothing is written
+        with pytest.raises(pymysql.err.MySQLError):
+            invoke("s3_flyer_newer_upload", lambda_context)
+        assert flyer_function.flyer("Metallica") is None
+        # WHEN the database is back: Lambda's retry, a duplicate, and an older upload arriving late
+        link.restore()
+        assert invoke("s3_flyer_newer_upload", lambda_context) == {"stored": 1}
+        assert invoke("s3_flyer_newer_upload", lambda_context) == {"unchanged": 1}
+        assert invoke("s3_flyer_older_upload", lambda_context) == {"unchanged": 1}
+        # THEN the newest flyer is the one kept, and the earlier one is intact
+        assert flyer_function.flyer("Metallica") == f"{BUCKET}/Metallica.jpg"
+        assert flyer_function.flyer("Rock in Rio") == f"{BUCKET}/Rock in Rio.jpg"
+    finally:
+        default_events_db().close()
+        link.close()
