@@ -463,6 +463,14 @@ def _hide_password(url: str) -> str:
     return url
 
 
+def connect_catalog(url: str) -> Any:
+    """A connection to the catalog a DATABASE_URL names, opened as the flyer function does."""
+    from events_db import open_connection
+    from flyer_config import DbSettings, db_environ_from_url
+
+    return open_connection(DbSettings.from_env(db_environ_from_url(url)))
+
+
 def _check_database(url: str) -> None:
     from flyer_config import ConfigError as DatabaseConfigError
     from flyer_config import db_environ_from_url
@@ -472,35 +480,17 @@ def _check_database(url: str) -> None:
     except DatabaseConfigError as error:
         raise ConfigError(f"DATABASE_URL: {error}") from None
     try:
-        connection = pymysql.connect(
-            host=settings["DB_HOST"],
-            port=int(settings["DB_PORT"]),
-            user=settings["DB_USER"],
-            password=settings["DB_PASSWORD"],
-            database=settings["DB_NAME"],
-            connect_timeout=3,
-        )
+        connect_catalog(url).close()
     except pymysql.err.MySQLError as error:
         where = f"{settings['DB_HOST']}:{settings['DB_PORT']}/{settings['DB_NAME']}"
         raise ConfigError(f"DATABASE_URL: cannot connect to {where} ({error.args[-1]})") from None
-    connection.close()
 
 
 def load_catalog(url: str, shows: list[Show]) -> None:
     """Apply the flyer function's migrations to the catalog and upsert the shows."""
     from events_schema import apply_migrations
-    from flyer_config import db_environ_from_url
 
-    settings = db_environ_from_url(url)
-    connection = pymysql.connect(
-        host=settings["DB_HOST"],
-        port=int(settings["DB_PORT"]),
-        user=settings["DB_USER"],
-        password=settings["DB_PASSWORD"],
-        database=settings["DB_NAME"],
-        charset="utf8mb4",
-        autocommit=True,
-    )
+    connection = connect_catalog(url)
     with contextlib.closing(connection), connection.cursor() as cursor:
         apply_migrations(connection)
         for show in shows:

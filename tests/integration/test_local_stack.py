@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pymysql
 import pytest
 
+from offline.local_stack import connect_catalog
 from tests.integration.conftest import Server
 from tests.local_stack_process import ROOT, RunningStack, free_port, ports
 
@@ -171,18 +171,7 @@ def catalog_url(stack: RunningStack) -> str:
 
 
 def flyer_of(url: str, name: str) -> str | None:
-    from flyer_config import db_environ_from_url
-
-    settings = db_environ_from_url(url)
-    connection = pymysql.connect(
-        host=settings["DB_HOST"],
-        port=int(settings["DB_PORT"]),
-        user=settings["DB_USER"],
-        password=settings["DB_PASSWORD"],
-        database=settings["DB_NAME"],
-        charset="utf8mb4",
-    )
-    with contextlib.closing(connection), connection.cursor() as cursor:
+    with contextlib.closing(connect_catalog(url)) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT flyer FROM events WHERE name = %s", (name,))
         row = cursor.fetchone()
     return None if row is None else row[0]

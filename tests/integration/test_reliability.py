@@ -6,6 +6,7 @@ engine oversells, so a green "never oversold" here means something.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -22,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import pymysql
 import pytest
 
+from offline.local_stack import connect_catalog
 from tests import reliability
 from tests.local_stack_process import RunningStack, ports
 from tests.pan_scan import find_card_numbers
@@ -134,19 +135,8 @@ def execution_record(sfn: Any, arn: str) -> list[Any]:
 
 
 def catalog_rows(stack: Stack) -> list[Any]:
-    from flyer_config import db_environ_from_url
-
     url = stack.process.text.split("events catalog", 1)[1].split()[0]
-    settings = db_environ_from_url(url)
-    connection = pymysql.connect(
-        host=settings["DB_HOST"],
-        port=int(settings["DB_PORT"]),
-        user=settings["DB_USER"],
-        password=settings["DB_PASSWORD"],
-        database=settings["DB_NAME"],
-        charset="utf8mb4",
-    )
-    with connection, connection.cursor() as cursor:
+    with contextlib.closing(connect_catalog(url)) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT * FROM events")
         return list(cursor.fetchall())
 
