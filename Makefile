@@ -5,12 +5,15 @@ BIN := $(VENV)/bin
 # aws-sam-cli pins an older boto3 than the test tools: it lives in a virtualenv of its own.
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
+# checkov pins many packages of its own too. It scans the SAM resources themselves (Globals
+# merged), offline: no update check (CKV_SKIP_PACKAGE_UPDATE_CHECK), no download.
+CHECKOV_VENV := .venv-checkov
 # sam validate needs a region and some credentials even though it never calls AWS.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: dev lint test local traces bench build deploy clean
+.PHONY: dev lint test local traces bench reliability build deploy clean
 
-dev: $(VENV)/.installed $(SAM_VENV)/.installed
+dev: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +25,11 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 	$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-sam.txt
 	touch $@
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 lint: dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -29,6 +37,7 @@ lint: dev
 	$(BIN)/statelint statemachine/*.asl.json
 	$(BIN)/cfn-lint template.yaml
 	$(OFFLINE_AWS) $(SAM) validate --lint --template template.yaml
+	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 
 test: lint
 	$(BIN)/pytest
@@ -45,6 +54,11 @@ traces: $(VENV)/.installed
 bench: dev
 	$(BIN)/python -m bench
 
+# Concurrency, faults, hostile input and the card number scan; writes RELIABILITY.md.
+reliability: $(VENV)/.installed
+	RELIABILITY_REPORT=RELIABILITY.md $(BIN)/pytest -q tests/integration/test_reliability.py \
+		tests/integration/test_purchase_faults.py tests/integration/test_purchase_fuzz.py
+
 build: dev
 	$(OFFLINE_AWS) $(SAM) build
 
@@ -52,4 +66,4 @@ deploy: build
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
 
 clean:
-	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -38,7 +38,7 @@ class InvalidRequestError(Exception):
         self.errors = errors
 
 
-def parse_purchase(body: str | None) -> PurchaseRequest:
+def parse_purchase(body: bytes | str | None) -> PurchaseRequest:
     """Return the purchase a body asks for, or raise InvalidRequestError listing every problem."""
     document = _load_json_object(body)
     errors = [
@@ -64,9 +64,15 @@ def parse_purchase(body: str | None) -> PurchaseRequest:
     return PurchaseRequest(user_id, show_id, card_number, quantity)
 
 
-def _load_json_object(body: str | None) -> dict[str, Any]:
+def _load_json_object(body: bytes | str | None) -> dict[str, Any]:
     if not body:
         raise InvalidRequestError([FieldError("body", "is required: a JSON object")])
+    if isinstance(body, bytes):
+        # JSON on the wire is UTF-8 (RFC 8259); other encodings are refused, not guessed.
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequestError([FieldError("body", "is not UTF-8 JSON")]) from None
     try:
         document = json.loads(body)
     # ValueError covers malformed JSON and integers past Python's digit limit; RecursionError

@@ -34,6 +34,7 @@ from werkzeug.wrappers import Request, Response
 
 import purchase_handler
 from offline.http_api import HttpApi
+from tests import reliability
 from tests.conftest import PurchaseStack
 from tests.pan_scan import find_card_numbers, luhn_valid
 from tests.unit.test_openapi import (
@@ -180,6 +181,10 @@ def fuzz_summary(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if not TALLY.cases:
         return
+    reliability.record("fuzz_cases", sum(TALLY.cases.values()))
+    reliability.record(
+        "fuzz_server_errors", sum(n for status, n in TALLY.statuses.items() if status >= 500)
+    )
     # Printed past pytest's capture, so that the figures show in any run's output.
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")

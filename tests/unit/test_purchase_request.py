@@ -12,7 +12,7 @@ from purchase_request import InvalidRequestError, PurchaseRequest, parse_purchas
 VALID = {"userId": "ana", "showId": "Rock", "cardNumber": "4111111111111111", "quantity": 3}
 
 
-def fields_in_error(body: str | None) -> list[str]:
+def fields_in_error(body: bytes | str | None) -> list[str]:
     with pytest.raises(InvalidRequestError) as raised:
         parse_purchase(body)
     return [error.field for error in raised.value.errors]
@@ -108,3 +108,17 @@ def test_parse_purchase_error_never_echoes_the_body() -> None:
         parse_purchase(body)
     assert "4111" not in str(raised.value)
     assert "4111" not in " ".join(e.message for e in raised.value.errors)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"\x80", '{"userId": "José"}'.encode("latin-1"), '{"a": 1}'.encode("utf-16")],
+    ids=["stray-byte", "latin-1", "utf-16"],
+)
+def test_parse_purchase_body_not_utf8_is_an_invalid_request(body: bytes) -> None:
+    assert fields_in_error(body) == ["body"]
+
+
+def test_parse_purchase_utf8_bytes_are_read_like_text() -> None:
+    body = json.dumps({**VALID, "userId": "José"}).encode()
+    assert parse_purchase(body).user_id == "José"
