@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import time
+import threading
 from typing import Any
 
 from jsonpath_ng.ext.parser import parse as parse_json_path
@@ -21,14 +21,37 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service impor
 )
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client, json_path
-from moto.stepfunctions.parser.backend.execution import Execution
+from moto.stepfunctions.parser.backend.execution import (
+    BaseExecutionWorkerCommunication,
+    Execution,
+)
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
 
 # AWS ends a sync execution after 5 minutes whatever the state machine says.
 SYNC_LIMIT_SECONDS = 300
-_POLL_SECONDS = 0.005
 _SYNC_STATUS = {"SUCCEEDED": "SUCCEEDED", "TIMED_OUT": "TIMED_OUT"}  # anything else: FAILED
+
+# One event per execution ARN, set once moto has recorded the execution's end completely:
+# moto sets the status before the output, so polling the status alone can read a SUCCEEDED
+# execution without its output.
+_ended: dict[str, threading.Event] = {}
+_ended_lock = threading.Lock()
+
+
+def _ended_event(execution_arn: str) -> threading.Event:
+    with _ended_lock:
+        return _ended.setdefault(execution_arn, threading.Event())
+
+
+_moto_terminated = BaseExecutionWorkerCommunication.terminated
+
+
+def _terminated_and_signalled(self: BaseExecutionWorkerCommunication) -> None:
+    try:
+        _moto_terminated(self)
+    finally:
+        _ended_event(self.execution.execution_arn).set()
 
 
 def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
@@ -37,17 +60,17 @@ def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
         self._get_param("name"),
         self._get_param("input", if_none="{}"),
     )
-    deadline = time.monotonic() + SYNC_LIMIT_SECONDS
-    while _status(execution) == "RUNNING" and time.monotonic() < deadline:
-        time.sleep(_POLL_SECONDS)
-    status = _status(execution)
+    ended = _ended_event(execution.execution_arn).wait(SYNC_LIMIT_SECONDS)
+    with _ended_lock:
+        _ended.pop(execution.execution_arn, None)
+    status = _status(execution) if ended else "TIMED_OUT"
     response: dict[str, Any] = {
         "executionArn": execution.execution_arn,
         "stateMachineArn": execution.state_machine_arn,
         "name": execution.name,
         "startDate": execution.start_date,
         "stopDate": execution.stop_date,
-        "status": _SYNC_STATUS.get(status, "FAILED") if status != "RUNNING" else "TIMED_OUT",
+        "status": _SYNC_STATUS.get(status, "FAILED"),
         "input": execution.execution_input,
     }
     if status == "SUCCEEDED":
@@ -110,6 +133,7 @@ def install() -> None:
     StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
     Execution.get_start_execution_details = _start_details_with_iso_start_time  # type: ignore[method-assign]
     ExecutionWorker._get_evaluation_entrypoint = _cached_entrypoint  # type: ignore[method-assign]
+    BaseExecutionWorkerCommunication.terminated = _terminated_and_signalled  # type: ignore[method-assign]
     json_path.parse = functools.cache(parse_json_path)  # type: ignore[attr-defined]
     for module in (state_task_service_aws_sdk, state_task_service_dynamodb):
         module.boto_client_for = _cached_client  # type: ignore[attr-defined]
