@@ -50,7 +50,7 @@ local: $(VENV)/.installed
 traces: $(VENV)/.installed
 	$(BIN)/python -m offline.traces $(EXECUTION)
 
-# Cold start, package size, handler overhead and the cost model, side by side: BENCHMARKS.md
+# Cold start, package size, handler overhead, local end to end and the cost model: BENCHMARKS.md
 bench: dev
 	$(BIN)/python -m bench
 
