@@ -11,7 +11,6 @@ decide.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import logging
 import os
@@ -142,18 +141,10 @@ def _offline_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]
 def _invoke_purchase(event: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The handler's answer and how many bytes it printed (EMF metrics and log lines)."""
     import purchase_handler
-    from bench.handler_overhead import FakeLambdaContext
+    from bench.handler_overhead import FakeLambdaContext, silenced_output
 
-    buffer = io.StringIO()
-    handler = purchase_handler.logger.registered_handler
-    stream_handler = handler if isinstance(handler, logging.StreamHandler) else None
-    previous = stream_handler.setStream(buffer) if stream_handler else None
-    try:
-        with contextlib.redirect_stdout(buffer):
-            answer: dict[str, Any] = purchase_handler.lambda_handler(event, FakeLambdaContext())
-    finally:
-        if stream_handler is not None and previous is not None:
-            stream_handler.setStream(previous)
+    with silenced_output() as buffer:
+        answer: dict[str, Any] = purchase_handler.lambda_handler(event, FakeLambdaContext())
     return answer, len(buffer.getvalue().encode())
 
 

@@ -97,7 +97,7 @@ def measure(context: BenchContext) -> Section:
     event = load_event(SAMPLE_EVENT)
     function = function_named(context.template, api_function(context.template)[0])
     environment = {**function.environment, **ENVIRONMENT}
-    with _purchase_environment(environment), _silenced_output():
+    with _purchase_environment(environment), silenced_output():
         import purchase_handler
 
         real: Handler = purchase_handler.lambda_handler
@@ -148,7 +148,7 @@ def _purchase_environment(environment: Mapping[str, str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _silenced_output() -> Iterator[io.StringIO]:
+def silenced_output() -> Iterator[io.StringIO]:
     """EMF metrics go to stdout and Powertools' logger to the stream it bound at import: both
     into one buffer while measuring."""
     import purchase_handler
