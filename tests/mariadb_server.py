@@ -13,7 +13,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import pymysql
 
@@ -46,25 +45,6 @@ class MariaDBServer:
     host: str = "127.0.0.1"
     user: str = "root"
     password: str = ""
-
-    def url(self, database: str) -> str:
-        """A `mysql://` URL for `database` on this server."""
-        credentials = quote(self.user, safe="")
-        if self.password:
-            credentials += ":" + quote(self.password, safe="")
-        return f"mysql://{credentials}@{self.host}:{self.port}/{quote(database, safe='')}"
-
-    def connect(self, database: str | None = None) -> pymysql.connections.Connection:
-        """An autocommit connection as root, for setting up and inspecting test data."""
-        return pymysql.connect(
-            host=self.host,
-            port=self.port,
-            user=self.user,
-            password=self.password,
-            database=database,
-            charset="utf8mb4",
-            autocommit=True,
-        )
 
     def stop(self) -> None:
         """Stop the server and delete its data directory."""
