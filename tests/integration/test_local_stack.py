@@ -40,10 +40,11 @@ def post(body: Any, path: str = "/purchases") -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
-def aws(service: str) -> Any:
+def aws(service: str, endpoint_url: str = AWS) -> Any:
+    """A client of the local AWS endpoint: any credentials do."""
     return boto3.client(
         service,
-        endpoint_url=AWS,
+        endpoint_url=endpoint_url,
         region_name="us-east-1",
         aws_access_key_id="anything",
         aws_secret_access_key="anything",
@@ -303,25 +304,13 @@ def test_local_stack_on_mysql_stores_flyers_answers_500_and_stops_cleanly(
     try:
         stack.wait_ready()
         aws_url = f"http://127.0.0.1:{env['LOCAL_AWS_PORT']}"
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=aws_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
+        s3 = aws("s3", aws_url)
         bucket = re.search(r"flyers bucket\s+s3://(\S+)", stack.text)
         assert bucket
         s3.put_object(Bucket=bucket.group(1), Key="Café del Mar 🎸.webp", Body=b"RIFF")
         assert wait_for_flyer(mysql_server.url(database), "Café del Mar 🎸", timeout=2)
         # WHEN the state machine is gone, a purchase is an internal error, not a stack trace
-        sfn = boto3.client(
-            "stepfunctions",
-            endpoint_url=aws_url,
-            region_name="us-east-1",
-            aws_access_key_id="x",
-            aws_secret_access_key="x",
-        )
+        sfn = aws("stepfunctions", aws_url)
         for machine in sfn.list_state_machines()["stateMachines"]:
             sfn.delete_state_machine(stateMachineArn=machine["stateMachineArn"])
         request = urllib.request.Request(
