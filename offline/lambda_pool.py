@@ -84,7 +84,6 @@ class LambdaPool:
         self.name = name
         self.memory_mb = memory_mb
         self.timeout_seconds = timeout_seconds
-        self.concurrency = concurrency
         # spawn, not fork: the parent runs server threads that a fork would copy mid-flight.
         self._executor = ProcessPoolExecutor(
             max_workers=concurrency,
