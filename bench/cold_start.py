@@ -3,10 +3,9 @@
 Each function runs in a child interpreter laid out like a Lambda execution environment: its
 code copied without bytecode (as `sam build` ships it), its layers on the path, its
 requirements and the runtime's boto3 linked from this environment, nothing else importable
-(`-I -S`), and the runtime's variables set (LAMBDA_TASK_ROOT turns Powertools tracing on, as
-`Tracing: Active` does on AWS). The child times itself from before the first import to "handler
-imported, AWS client created". Baseline and subjects alternate, so that drift on a noisy machine
-hits both alike.
+(`-I -S`), and the runtime's variables set. The child times itself from before the first
+import to "handler imported, AWS client created". Baseline and subjects alternate, so that
+drift on a noisy machine hits both alike.
 """
 
 from __future__ import annotations
@@ -354,8 +353,7 @@ def _section(
         'the AWS clients its code creates (`boto3.client(...)`) created", laid out like a '
         "Lambda execution environment: the code copied without bytecode, the layers on the "
         "path, the requirements and the runtime's boto3 linked from the development "
-        "environment, nothing else importable, and the runtime's variables set "
-        "(`LAMBDA_TASK_ROOT` turns Powertools tracing on, as `Tracing: Active` does). "
+        "environment, nothing else importable, and the runtime's variables set. "
         f"{context.runs} rounds; each subject run right after a baseline run. Interpreter "
         "start-up itself is not counted. This machine is not a Graviton at 128 MB: compare the "
         "ratios, not the milliseconds.",

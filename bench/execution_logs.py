@@ -31,7 +31,7 @@ from bench.lambda_layout import add_code_to_path, function_named
 
 SAMPLE_EVENT = "purchase_visa"
 # The offline account, on top of the function's variables from the template: fake credentials,
-# so that nothing can reach AWS, and tracing off (there is no X-Ray daemon).
+# so that nothing can reach AWS.
 OFFLINE_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -39,7 +39,6 @@ OFFLINE_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     # Offline endpoints have no sync-<host> to prefix StartSyncExecution with.
     "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-    "POWERTOOLS_TRACE_DISABLED": "true",
 }
 # An Express execution's ARN on AWS: express:<CloudFormation-named machine>:<name>:<uuid>.
 _CFN_NAME_SUFFIX = "-0123456789AB"

@@ -26,11 +26,10 @@ from bench.measurement import BenchContext, Headline, Section, median, table
 REQUESTS_PER_ROUND = 200
 WARM_UP_REQUESTS = 50
 SAMPLE_EVENT = "purchase_visa"
-# On top of the function's variables from the template: offline values, tracing off.
+# On top of the function's variables from the template: offline values.
 ENVIRONMENT = {
     "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:PurchaseStateMachine",
     "LEASE_SECONDS": "60",
-    "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_NAMESPACE": "Ticketera",
     "POWERTOOLS_SERVICE_NAME": "purchase",
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -180,8 +179,7 @@ def _section(context: BenchContext, samples: Mapping[str, list[float]]) -> Secti
             f"{REQUESTS_PER_ROUND} requests each, the two handlers alternating, after "
             f"{WARM_UP_REQUESTS} warm-up requests. Event: `events/{SAMPLE_EVENT}.json`. The "
             "purchase handler runs for real with `purchase_workflow.sfn_client` replaced by an "
-            "in-memory fake answering SUCCEEDED; tracing is off "
-            "(`POWERTOOLS_TRACE_DISABLED=true`), EMF metrics and logs go to a buffer.",
+            "in-memory fake answering SUCCEEDED; EMF metrics and logs go to a buffer.",
             "",
             table(["handler", "CPU µs per request", "ratio to bare"], rows),
             "",

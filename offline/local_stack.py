@@ -252,8 +252,6 @@ class LocalStack:
             "AWS_ENDPOINT_URL": self.aws_url,
             # No sync-<host> exists locally for StartSyncExecution.
             "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
-            # No X-Ray daemon locally.
-            "POWERTOOLS_TRACE_DISABLED": "true",
         }
         pool = LambdaPool(
             logical_id,

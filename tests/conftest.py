@@ -23,7 +23,6 @@ os.environ.update(
     AWS_DEFAULT_REGION="us-east-1",
     # Offline endpoints have no sync-<host> to prefix StartSyncExecution with.
     AWS_DISABLE_HOST_PREFIX_INJECTION="true",
-    POWERTOOLS_TRACE_DISABLED="true",
     POWERTOOLS_METRICS_NAMESPACE="Ticketera",
     POWERTOOLS_SERVICE_NAME="purchase",
     LEASE_SECONDS="60",

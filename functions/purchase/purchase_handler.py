@@ -1,17 +1,20 @@
-"""POST /purchases: validate the request and the card, then run the purchase state machine."""
+"""POST /purchases: validate the request and the card, then run the purchase state machine.
+
+The HTTP API routes only `POST /purchases` here, so the handler reads the API Gateway event
+itself: a Powertools resolver and Tracer for one route cost the cold start more than a third
+(BENCHMARKS.md). The X-Ray trace still goes API -> Lambda -> Step Functions: Lambda's active
+tracing records the function, and botocore forwards the function's trace header to
+StartSyncExecution.
+"""
 
 from __future__ import annotations
 
 import base64
+import json
 from http import HTTPStatus
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
-
-# From the module itself: the package's __init__ imports every resolver (AppSync pulls in
-# asyncio), which a cold start would pay for.
-from aws_lambda_powertools.event_handler import content_types
-from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver, Response
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,12 +30,10 @@ from purchase_workflow import (
 )
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
-app = APIGatewayHttpResolver()
 
 # Every answer other than a sale: status, the contract's message, and the metric it counts.
-# Anything not listed here is unexpected and answered by `unexpected_failure`.
+# Any other exception is unexpected: a 500.
 ANSWERS: dict[type[Exception], tuple[HTTPStatus, str, str]] = {
     InvalidRequestError: (HTTPStatus.BAD_REQUEST, "Invalid request.", "InvalidRequest"),
     InvalidCardError: (HTTPStatus.BAD_REQUEST, "Invalid credit card.", "InvalidCard"),
@@ -48,7 +49,7 @@ ANSWERS: dict[type[Exception], tuple[HTTPStatus, str, str]] = {
     ),
     ShowNotFoundError: (HTTPStatus.NOT_FOUND, "Show not found.", "ShowNotFound"),
 }
-
+REFUSALS = tuple(ANSWERS)
 
 COMPLETED = "Purchase completed."
 # The metric counting each answer, found from its message.
@@ -57,12 +58,29 @@ METRICS = {message: metric for _, message, metric in ANSWERS.values()} | {
 }
 
 
-@app.post("/purchases")
-@tracer.capture_method
-def purchase() -> Response[dict[str, Any]]:
-    request = parse_purchase(request_body())
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        status, body = purchase(event, context)
+    except REFUSALS as refusal:
+        status, body = refused(refusal)
+    except Exception:
+        # The request body is never logged: it holds the card number.
+        logger.exception("Purchase failed unexpectedly")
+        metrics.add_metric(name="PurchaseError", unit=MetricUnit.Count, value=1)
+        status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal server error."}
+    return {
+        "statusCode": status.value,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps(body),
+    }
+
+
+def purchase(event: dict[str, Any], context: LambdaContext) -> tuple[HTTPStatus, dict[str, Any]]:
+    request = parse_purchase(request_body(event))
     card = check_card(request.card_number)
-    key = idempotency_key(app.current_event.headers)
+    key = idempotency_key(event.get("headers") or {})
     # What the sale needs, and all an idempotency record may hold: never the card number.
     sale = {
         "userId": request.user_id,
@@ -70,18 +88,18 @@ def purchase() -> Response[dict[str, Any]]:
         "quantity": request.quantity,
         "card": {"brand": card.brand, "last4": card.last4},
     }
-    answer = sell(sale) if key is None else answer_once(key, sale, sell, app.lambda_context)
+    answer = sell(sale) if key is None else answer_once(key, sale, sell, context)
     metrics.add_metric(name=METRICS[answer["body"]["message"]], unit=MetricUnit.Count, value=1)
-    return _answer(HTTPStatus(answer["status"]), answer["body"])
+    return HTTPStatus(answer["status"]), answer["body"]
 
 
-def request_body() -> bytes | str | None:
+def request_body(event: dict[str, Any]) -> bytes | str | None:
     """The body as API Gateway sent it: text, or the bytes of a body it base64-encoded (one
     that is not UTF-8, for instance), for the parser to judge."""
-    event = app.current_event
-    if event.is_base64_encoded and event.body:
-        return base64.b64decode(event.body)
-    return event.body
+    body: str | None = event.get("body")
+    if event.get("isBase64Encoded") and body:
+        return base64.b64decode(body)
+    return body
 
 
 def sell(sale: dict[str, Any]) -> Answer:
@@ -110,39 +128,11 @@ def sell(sale: dict[str, Any]) -> Answer:
     }
 
 
-@app.exception_handler(list(ANSWERS))
-def expected_failure(error: Exception) -> Response[dict[str, Any]]:
+def refused(error: Exception) -> tuple[HTTPStatus, dict[str, Any]]:
     status, message, metric = ANSWERS[type(error)]
     metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
     logger.info("Purchase refused", extra={"outcome": metric})
     body: dict[str, Any] = {"message": message}
     if isinstance(error, InvalidRequestError):
         body["errors"] = [{"field": e.field, "message": e.message} for e in error.errors]
-    return _answer(status, body)
-
-
-@app.not_found
-def no_such_route(error: Exception) -> Response[dict[str, Any]]:
-    metrics.add_metric(name="RouteNotFound", unit=MetricUnit.Count, value=1)
-    return _answer(HTTPStatus.NOT_FOUND, {"message": "Not found."})
-
-
-@app.exception_handler(Exception)
-def unexpected_failure(error: Exception) -> Response[dict[str, Any]]:
-    # The request body is never logged: it holds the card number.
-    logger.exception("Purchase failed unexpectedly")
-    metrics.add_metric(name="PurchaseError", unit=MetricUnit.Count, value=1)
-    return _answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"message": "Internal server error."})
-
-
-def _answer(status: HTTPStatus, body: dict[str, Any]) -> Response[dict[str, Any]]:
-    return Response(
-        status_code=status.value, content_type=content_types.APPLICATION_JSON, body=body
-    )
-
-
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    return status, body

@@ -195,14 +195,32 @@ def test_handler_base64_body_is_decoded(fake_sfn: FakeStepFunctions, lambda_cont
     assert call(event, lambda_context)[0] == 200
 
 
-def test_handler_unknown_route_answers_404(
-    fake_sfn: FakeStepFunctions, lambda_context: Any
+class RequestCaptured(Exception):
+    """Stops a real client's request before it leaves the process."""
+
+
+def test_lambda_trace_header_reaches_start_sync_execution(
+    monkeypatch: pytest.MonkeyPatch, lambda_context: Any
 ) -> None:
-    event = load_event("purchase_visa")
-    event = {**event, "rawPath": "/refunds", "routeKey": "POST /refunds"}
-    event["requestContext"] = {
-        **event["requestContext"],
-        "http": {"method": "POST", "path": "/refunds"},
-    }
-    assert call(event, lambda_context) == (404, {"message": "Not found."})
-    assert fake_sfn.calls == []
+    # Without Powertools Tracer, the state machine joins the function's X-Ray trace only because
+    # botocore forwards the trace id Lambda sets for each invocation.
+    trace_id = "Root=1-6763a0f1-0123456789abcdef01234567;Parent=0123456789abcdef;Sampled=1"
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "PurchaseFunction")
+    monkeypatch.setenv("_X_AMZN_TRACE_ID", trace_id)
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:sm")
+    purchase_workflow.settings.cache_clear()
+    purchase_workflow.sfn_client.cache_clear()
+    client = purchase_workflow.sfn_client()
+    headers: dict[str, bytes] = {}
+
+    def capture(request: Any, **_: Any) -> None:
+        headers.update(request.headers)
+        raise RequestCaptured()
+
+    client.meta.events.register("before-send.sfn.StartSyncExecution", capture)
+    try:
+        status, _ = call(load_event("purchase_visa"), lambda_context)
+    finally:
+        purchase_workflow.sfn_client.cache_clear()
+    assert status == 500
+    assert headers["X-Amzn-Trace-Id"] == trace_id.encode()
