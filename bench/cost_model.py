@@ -275,6 +275,8 @@ class Design:
     request_rate_per_second: float
     lambda_per_step: bool = False
     step_memory_mb: int = 0
+    # Lambda's START, END and REPORT lines: left out when the system log level is above INFO.
+    lambda_system_logs: bool = True
 
     def with_logging(self, logging: Logging) -> Design:
         return dataclasses.replace(self, logging=logging)
@@ -298,11 +300,13 @@ def design_from_template(template: Mapping[str, Any]) -> Design:
         memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
         workflow=str(machine.get("Type", "STANDARD")),
         logging=Logging(
-            str(logging.get("Level", "OFF")), bool(logging.get("IncludeExecutionData", False))
+            str(_parameter_value(template, logging.get("Level", "OFF"))),
+            bool(logging.get("IncludeExecutionData", False)),
         ),
         tracing=properties.get("Tracing", defaults.get("Tracing")) == "Active"
         or bool(machine.get("Tracing", {}).get("Enabled", False)),
         request_rate_per_second=_api_rate_limit(template, api_event),
+        lambda_system_logs=_system_log_level(template, properties) in ("DEBUG", "INFO"),
     )
 
 
@@ -322,9 +326,22 @@ def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _system_log_level(template: Mapping[str, Any], properties: Mapping[str, Any]) -> str:
+    """The level of the Lambda lines a function writes: INFO unless a JSON LoggingConfig (in
+    the function or Globals) says otherwise."""
+    config = {
+        **template.get("Globals", {}).get("Function", {}).get("LoggingConfig", {}),
+        **properties.get("LoggingConfig", {}),
+    }
+    if config.get("LogFormat") != "JSON":
+        return "INFO"
+    return str(config.get("SystemLogLevel", "INFO"))
+
+
 def naive_design(design: Design) -> Design:
     """The same sale built the obvious way, for comparison: REST API, an x86 Lambda at 512 MB and
-    a Standard workflow with one Lambda (x86, 512 MB) per task; same logging and tracing."""
+    a Standard workflow with one Lambda (x86, 512 MB) per task, Lambda's default text logs; same
+    execution logging and tracing."""
     return dataclasses.replace(
         design,
         name="naive",
@@ -334,6 +351,7 @@ def naive_design(design: Design) -> Design:
         workflow="STANDARD",
         lambda_per_step=True,
         step_memory_mb=512,
+        lambda_system_logs=True,
     )
 
 
@@ -767,11 +785,12 @@ def cost_per_million(
         log_bytes / GB * per_gb_logged * MILLION,
         EXECUTION_LOGS,
     )
-    function_bytes = invocations * assumptions.lambda_platform_log_bytes + (
-        observed.function_output_bytes
-    )
+    platform_bytes = assumptions.lambda_platform_log_bytes if design.lambda_system_logs else 0
+    function_bytes = invocations * platform_bytes + observed.function_output_bytes
     add(
-        "Function logs (Lambda lines, EMF metrics, log lines)",
+        "Function logs (Lambda lines, EMF metrics, log lines)"
+        if design.lambda_system_logs
+        else "Function logs (EMF metrics, log lines; Lambda lines left out)",
         f"{function_bytes:,} bytes",
         function_bytes / GB * per_gb_logged * MILLION,
         FUNCTION_LOGS,

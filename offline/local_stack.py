@@ -164,6 +164,14 @@ def function_settings(
             environ[name] = str(value)
         else:
             raise ValueError(f"{logical_id}: no local value for {name} = {value!r}")
+    logging_config = {
+        **globals_.get("LoggingConfig", {}),
+        **template["Resources"][logical_id]["Properties"].get("LoggingConfig", {}),
+    }
+    if logging_config.get("LogFormat") == "JSON":
+        # What Lambda sets under advanced logging controls; Powertools Logger takes its level.
+        environ["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        environ["AWS_LAMBDA_LOG_LEVEL"] = logging_config.get("ApplicationLogLevel", "INFO")
     paths = [str(ROOT / properties["CodeUri"])]
     for layer in properties.get("Layers", []):
         layer_resource = template["Resources"][layer["Ref"]]

@@ -223,7 +223,7 @@ def test_local_stack_execution_trace_from_the_command_and_the_page(
         check=True,
     ).stdout
     states = re.findall(r"^\s*\d+\. (\w+) \[", trace, re.MULTILINE)
-    assert states[:2] == ["ClaimExecution", "CountFirstSellAttempt"]
+    assert states[:2] == ["ClaimExecution", "SellTickets"]
     assert states[-2:] == ["MarkExecutionFailed", "PurchaseFailed"]
     assert "FAILED SoldOut" in trace.replace(":", "")
     assert "DynamoDb.TransactionCanceledException" in trace

@@ -54,7 +54,7 @@ def test_cost_model_reads_the_design_from_the_template() -> None:
     assert DESIGN.architecture == "arm64"
     assert DESIGN.memory_mb == 128
     assert DESIGN.workflow == "EXPRESS"
-    assert DESIGN.logging == Logging("ALL", True)
+    assert DESIGN.logging == Logging("ALL", False)
     assert DESIGN.tracing
     assert DESIGN.request_rate_per_second == 100
 

@@ -109,9 +109,10 @@ def test_template_every_task_retries_throttling_with_jitter(name: str) -> None:
     assert retriers and all(r["JitterStrategy"] == "FULL" for r in retriers)
 
 
-def test_template_state_machine_logs_everything_and_traces() -> None:
-    assert STATE_MACHINE["Logging"]["Level"] == "ALL"
-    assert STATE_MACHINE["Logging"]["IncludeExecutionData"] is True
+def test_template_state_machine_logs_every_execution_without_its_data_and_traces() -> None:
+    level = STATE_MACHINE["Logging"]["Level"]
+    assert TEMPLATE["Parameters"][level["Ref"]]["Default"] == "ALL"
+    assert STATE_MACHINE["Logging"]["IncludeExecutionData"] is False
     assert STATE_MACHINE["Tracing"]["Enabled"] is True
     log_group = STATE_MACHINE["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]
     assert "RetentionInDays" in RESOURCES[log_group["LogGroupArn"]["Fn::GetAtt"][0]]["Properties"]
