@@ -58,6 +58,14 @@ def test_cost_model_reads_the_design_from_the_template() -> None:
     assert DESIGN.logging == Logging("ALL", False)
     assert DESIGN.tracing
     assert DESIGN.request_rate_per_second == 100
+    assert not DESIGN.lambda_system_logs  # JSON logs, Lambda's own lines at WARN
+
+
+def test_cost_model_lambda_lines_count_unless_the_template_filters_them() -> None:
+    # GIVEN the template with Lambda's default text logs
+    template = {**TEMPLATE, "Globals": {"Function": {"Runtime": "python3.13"}}}
+    # WHEN the model reads it THEN START, END and REPORT lines are billed again
+    assert cost_model.design_from_template(template).lambda_system_logs
 
 
 def test_cost_model_sale_path_bills_seven_write_units_and_one_read_unit() -> None:
