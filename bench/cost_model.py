@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from offline.cfn_template import function_logging_config
+
 PRICES_PATH = Path(__file__).with_name("prices.json")
 
 # The cost design's targets, in one place: the report and tests/unit/test_cost_model.py use these.
@@ -284,7 +286,7 @@ class Design:
 
 def design_from_template(template: Mapping[str, Any]) -> Design:
     """The purchase path's design as template.yaml declares it."""
-    function = api_function(template)[1]
+    logical_id, function = api_function(template)
     properties = function["Properties"]
     defaults = template.get("Globals", {}).get("Function", {})
     api_event = next(
@@ -306,7 +308,7 @@ def design_from_template(template: Mapping[str, Any]) -> Design:
         tracing=properties.get("Tracing", defaults.get("Tracing")) == "Active"
         or bool(machine.get("Tracing", {}).get("Enabled", False)),
         request_rate_per_second=_api_rate_limit(template, api_event),
-        lambda_system_logs=_system_log_level(template, properties) in ("DEBUG", "INFO"),
+        lambda_system_logs=_system_log_level(template, logical_id) in ("DEBUG", "INFO"),
     )
 
 
@@ -326,13 +328,10 @@ def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def _system_log_level(template: Mapping[str, Any], properties: Mapping[str, Any]) -> str:
+def _system_log_level(template: Mapping[str, Any], logical_id: str) -> str:
     """The level of the Lambda lines a function writes: INFO unless a JSON LoggingConfig (in
     the function or Globals) says otherwise."""
-    config = {
-        **template.get("Globals", {}).get("Function", {}).get("LoggingConfig", {}),
-        **properties.get("LoggingConfig", {}),
-    }
+    config = function_logging_config(template, logical_id)
     if config.get("LogFormat") != "JSON":
         return "INFO"
     return str(config.get("SystemLogLevel", "INFO"))

@@ -8,6 +8,7 @@ value is resolved from the resources it refers to.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,14 @@ def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str,
         logical_id: resource
         for logical_id, resource in template["Resources"].items()
         if resource["Type"] == resource_type
+    }
+
+
+def function_logging_config(template: Mapping[str, Any], logical_id: str) -> dict[str, Any]:
+    """A function's LoggingConfig as SAM deploys it: the Globals' map merged with its own."""
+    return {
+        **template.get("Globals", {}).get("Function", {}).get("LoggingConfig", {}),
+        **template["Resources"][logical_id]["Properties"].get("LoggingConfig", {}),
     }
 
 

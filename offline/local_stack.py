@@ -164,10 +164,7 @@ def function_settings(
             environ[name] = str(value)
         else:
             raise ValueError(f"{logical_id}: no local value for {name} = {value!r}")
-    logging_config = {
-        **globals_.get("LoggingConfig", {}),
-        **template["Resources"][logical_id]["Properties"].get("LoggingConfig", {}),
-    }
+    logging_config = cfn_template.function_logging_config(template, logical_id)
     if logging_config.get("LogFormat") == "JSON":
         # What Lambda sets under advanced logging controls; Powertools Logger takes its level.
         environ["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
