@@ -1,4 +1,5 @@
-"""Adds StartSyncExecution, which moto lacks, on top of moto's ASL interpreter.
+"""Adds StartSyncExecution, which moto lacks, on top of moto's ASL interpreter, and names task
+errors as Step Functions does on AWS.
 
 moto runs an execution on a worker thread; the sync call starts one the ordinary way, waits
 until it leaves RUNNING and answers with StartSyncExecution's fields, as AWS does for EXPRESS
@@ -27,6 +28,49 @@ from moto.stepfunctions.parser.backend.execution import (
 )
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
+
+# The DynamoDB error codes the AWS Java SDK v1 has an exception class for (its DynamoDB model's
+# data-plane errors). The optimised integration (arn:aws:states:::dynamodb:*) names an error
+# "DynamoDB." + that class, the code with "Exception" appended where it lacks it; a code without a
+# class (ValidationException, ThrottlingException) arrives as its base class,
+# AmazonDynamoDBException. AWS-recorded snapshots (LocalStack's parity tests,
+# test_task_service_dynamodb.snapshot.json) show ValidationException -> AmazonDynamoDBException
+# and ConditionalCheckFailedException unchanged; the other names follow the same rule. moto names
+# errors after the wire code instead ("DynamoDB.InternalServerError"). The SDK integration
+# (aws-sdk:dynamodb:*) already follows AWS: "DynamoDb." + the botocore exception name.
+_JAVA_SDK_V1_DYNAMODB_ERRORS = frozenset(
+    {
+        "ConditionalCheckFailedException",
+        "IdempotentParameterMismatchException",
+        "InternalServerError",
+        "ItemCollectionSizeLimitExceededException",
+        "ProvisionedThroughputExceededException",
+        "ReplicatedWriteConflictException",
+        "RequestLimitExceeded",
+        "ResourceNotFoundException",
+        "TransactionCanceledException",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    }
+)
+
+
+def optimised_dynamodb_error_name(code: str) -> str:
+    """The Step Functions error name of DynamoDB error `code` in an optimised DynamoDB task."""
+    if code not in _JAVA_SDK_V1_DYNAMODB_ERRORS:
+        return "DynamoDB.AmazonDynamoDBException"
+    return f"DynamoDB.{code}" if code.endswith("Exception") else f"DynamoDB.{code}Exception"
+
+
+_moto_dynamodb_error_cause = (
+    state_task_service_dynamodb.StateTaskServiceDynamoDB._error_cause_from_client_error
+)
+
+
+def _dynamodb_error_cause_as_on_aws(client_error: Any) -> tuple[str, str]:
+    _, cause = _moto_dynamodb_error_cause(client_error)
+    return optimised_dynamodb_error_name(client_error.response["Error"]["Code"]), cause
+
 
 # AWS ends a sync execution after 5 minutes whatever the state machine says.
 SYNC_LIMIT_SECONDS = 300
@@ -123,13 +167,17 @@ def _cached_client(region: str, service: str, state_credentials: Any = None) -> 
 
 
 def install() -> None:
-    """Teach moto StartSyncExecution and AWS's StartTime format, and make it fast enough.
+    """Teach moto StartSyncExecution, AWS's StartTime format and AWS's DynamoDB error names, and
+    make it fast enough.
 
     moto's interpreter parses the whole ASL with ANTLR for every execution, builds a JSONPath
     parser (PLY tables) for every path it evaluates and a boto3 client for every task: most of
     the CPU of an execution. The parsed program keeps each execution's state in that execution's
     environment, parsed paths are immutable and clients are thread-safe, so each is made once.
     """
+    state_task_service_dynamodb.StateTaskServiceDynamoDB._error_cause_from_client_error = (  # type: ignore[method-assign]
+        staticmethod(_dynamodb_error_cause_as_on_aws)
+    )
     StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
     Execution.get_start_execution_details = _start_details_with_iso_start_time  # type: ignore[method-assign]
     ExecutionWorker._get_evaluation_entrypoint = _cached_entrypoint  # type: ignore[method-assign]

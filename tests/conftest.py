@@ -115,14 +115,16 @@ class PurchaseStack:
 
 @pytest.fixture
 def purchase_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[PurchaseStack]:
-    """moto with Step Functions really executing the ASL, plus StartSyncExecution."""
+    """moto with Step Functions really executing the ASL, plus StartSyncExecution, behind the
+    DynamoDB contention engine at its default settings."""
     from moto import mock_aws
 
     import purchase_idempotency
     import purchase_workflow
-    from offline import cfn_template, moto_sfn
+    from offline import cfn_template, dynamodb_engine, moto_sfn
 
     moto_sfn.install()
+    dynamodb_engine.install().reset()
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         dynamodb = boto3.client("dynamodb")
         stepfunctions = boto3.client("stepfunctions")
