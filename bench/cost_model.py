@@ -425,12 +425,9 @@ class Outcome:
     choices: Mapping[str, str] = field(default_factory=dict)
 
 
-SALE = Outcome("sale")
-SOLD_OUT = Outcome(
-    "sold out",
-    task_errors={"SellTickets": "DynamoDb.TransactionCanceledException"},
-    choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"},
-)
+SALE = Outcome("sale", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SellTickets"})
+# A sold-out buyer is answered from the stock read, without a transaction.
+SOLD_OUT = Outcome("sold out", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"})
 OUTCOMES = (SALE, SOLD_OUT)
 
 

@@ -98,8 +98,11 @@ class Fault:
 
     `action` is the API name (PutItem, TransactWriteItems...); `table` None matches any table
     (a transaction matches when any of its items is in the table). `error` is the code to fail
-    with; `after` applies the request first, so only the answer is lost. `delay_seconds` stalls
-    the answer. `hook` runs first (a test may stop a workflow there). `times` calls are hit.
+    with (TransactionConflict: a transaction cancelled by a conflict on each of its items);
+    `after` applies the request first, so only the answer is lost. `delay_seconds` stalls the
+    call. `hook` runs where the fault strikes, before the call or (`after`) once it is applied:
+    a test may stop a workflow there. The first `skip` matching calls pass untouched, the next
+    `times` are hit.
     """
 
     action: str
@@ -108,7 +111,9 @@ class Fault:
     after: bool = False
     delay_seconds: float = 0.0
     hook: Callable[[], None] | None = None
+    skip: int = 0
     times: int = 1_000_000
+    seen: int = 0
     hits: int = 0
 
 
@@ -180,16 +185,14 @@ class Engine:
         fault = self._matching_fault(action, {table for table, _ in refs})
         if fault is None:
             return self._handle(action, request, refs, run)
-        if fault.hook:
-            fault.hook()
         if fault.delay_seconds:
             time.sleep(fault.delay_seconds)
-        if fault.error and not fault.after:
-            raise _fault_error(fault.error)
-        result = self._handle(action, request, refs, run)
+        result = self._handle(action, request, refs, run) if fault.after else None
+        if fault.hook:
+            fault.hook()
         if fault.error:
-            raise _fault_error(fault.error)
-        return result
+            raise _fault_error(fault.error, len(refs))
+        return result if fault.after else self._handle(action, request, refs, run)
 
     def _handle(
         self, action: str, request: dict[str, Any], refs: list[ItemRef], run: Callable[[], Any]
@@ -219,11 +222,10 @@ class Engine:
         with self._lock:
             for fault in self.faults:
                 name = _ACTION_NAMES.get(fault.action, fault.action)
-                if (
-                    name == action
-                    and fault.hits < fault.times
-                    and (fault.table is None or fault.table in tables)
-                ):
+                if name != action or (fault.table is not None and fault.table not in tables):
+                    continue
+                fault.seen += 1
+                if fault.skip < fault.seen and fault.hits < fault.times:
                     fault.hits += 1
                     return fault
         return None
@@ -346,7 +348,9 @@ class Engine:
                         del self._held[ref]
 
 
-def _fault_error(code: str) -> JsonRESTError:
+def _fault_error(code: str, items: int) -> Exception:
+    if code == "TransactionConflict":
+        return TransactionCanceledException([(code, "injected conflict", None)] * items)
     status = 500 if code == "InternalServerError" else 400
     return _error(code, f"injected {code}", status)
 

@@ -3,28 +3,40 @@
 Records live 24 hours in the IdempotencyRecords table (Powertools Idempotency). The key is the
 user and the header, so one client's keys never collide with another's; the record is checked
 against the request (user, show, quantity, card brand and last 4: never the card number), so
-the same key with a different request is refused.
+the same key with a different request is refused. Only final answers are kept; a retry after any
+other runs the same attempt again, which finds the first attempt's sale if it made one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from purchase_outcomes import IN_PROGRESS
 from purchase_request import FieldError, InvalidRequestError
-from purchase_workflow import PurchaseInProgressError
+from purchase_workflow import RetryableError, Sale, SaleResult
 
 HEADER = "idempotency-key"
 RECORD_SECONDS = 24 * 3600
 _VISIBLE_ASCII = frozenset(chr(code) for code in range(0x21, 0x7F))
 _MAX_KEY_LENGTH = 128
 
-Answer = dict[str, Any]
-Sell = Callable[[dict[str, Any]], Answer]
+# Sells `sale` as the attempt of an Idempotency-Key (the user's key, None without one).
+Sell = Callable[[Sale, str | None], SaleResult]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedSale:
+    """What the idempotency record is keyed on (`key`) and checked against (`request`)."""
+
+    key: str
+    request: Sale
 
 
 def idempotency_key(headers: dict[str, str]) -> str | None:
@@ -37,8 +49,13 @@ def idempotency_key(headers: dict[str, str]) -> str | None:
     return key
 
 
+def _replayed(response: Any, idempotent_data: Any) -> Any:
+    """Powertools' hook for an answer served from the record: mark it as a replay."""
+    return dataclasses.replace(response, replayed=True)
+
+
 @cache
-def _once(sell: Sell) -> tuple[Any, Callable[..., Answer]]:
+def _once(sell: Sell) -> tuple[Any, Callable[..., SaleResult]]:
     """The idempotency configuration and `sell` wrapped by Powertools, built on first use.
 
     Imported here, not at module load: requests without the header (most) never pay for the
@@ -49,30 +66,37 @@ def _once(sell: Sell) -> tuple[Any, Callable[..., Answer]]:
         IdempotencyConfig,
         idempotent_function,
     )
+    from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import (
+        DataclassSerializer,
+    )
 
     config = IdempotencyConfig(
         event_key_jmespath="key",
         payload_validation_jmespath="request",
         expires_after_seconds=RECORD_SECONDS,
+        response_hook=_replayed,
     )
     persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
 
-    def sell_once(attempt: dict[str, Any]) -> Answer:
-        return sell(attempt["request"])
+    def sell_once(attempt: KeyedSale) -> SaleResult:
+        return sell(attempt.request, attempt.key)
 
-    once: Callable[..., Answer] = idempotent_function(
-        sell_once, data_keyword_argument="attempt", persistence_store=persistence, config=config
+    once: Callable[..., SaleResult] = idempotent_function(
+        sell_once,
+        data_keyword_argument="attempt",
+        persistence_store=persistence,
+        config=config,
+        output_serializer=DataclassSerializer(SaleResult),
     )
     return config, once
 
 
-def answer_once(key: str, request: dict[str, Any], sell: Sell, context: LambdaContext) -> Answer:
-    """`sell(request)`'s answer the first time `key` is seen; the stored answer afterwards.
+def answer_once(key: str, sale: Sale, sell: Sell, context: LambdaContext) -> SaleResult:
+    """`sell(sale, user_key)`'s result the first time `key` is seen; the stored result afterwards.
 
-    `sell` is a module-level function and `request` plain JSON data without the card number.
-    Raises PurchaseInProgressError while the first is still running and InvalidRequestError if
-    the key was used for another request. When `sell` raises, nothing is stored, so a retry
-    runs again.
+    `sell` is a module-level function. Raises RetryableError while the first is still running and
+    InvalidRequestError if the key was used for another request. When `sell` raises, nothing is
+    stored, so a retry runs again.
     """
     from aws_lambda_powertools.utilities.idempotency.exceptions import (
         IdempotencyAlreadyInProgressError,
@@ -82,11 +106,10 @@ def answer_once(key: str, request: dict[str, Any], sell: Sell, context: LambdaCo
     config, once = _once(sell)
     # Lets an IN_PROGRESS record expire with the invocation if the function dies mid-sale.
     config.register_lambda_context(context)
-    attempt = {"key": f"{request['userId']}:{key}", "request": request}
     try:
-        return once(attempt=attempt)
+        return once(attempt=KeyedSale(key=f"{sale.user_id}:{key}", request=sale))
     except IdempotencyAlreadyInProgressError:
-        raise PurchaseInProgressError() from None
+        raise RetryableError(IN_PROGRESS) from None
     except IdempotencyValidationError:
         raise InvalidRequestError(
             [FieldError("Idempotency-Key", "was already used for a different request")]

@@ -1,9 +1,11 @@
-"""Runs one purchase attempt on the state machine and turns its result into an outcome."""
+"""Runs one purchase attempt on the state machine and turns its end into an outcome."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,36 +15,39 @@ from typing import Any
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as NoConnectionError
 
 from card_validation import Card
+from purchase_outcomes import (
+    BY_ERROR_NAME,
+    OUTCOME_UNKNOWN,
+    SOLD,
+    WORKFLOW_THROTTLED,
+    Outcome,
+)
 
 # Finished claims are kept a week for support questions, then TTL deletes them for free.
 CLAIM_RETENTION_SECONDS = 7 * 24 * 3600
-
-
-class PurchaseInProgressError(Exception):
-    """Another attempt of the same user for the same show holds an unexpired claim."""
-
-
-class SoldOutError(Exception):
-    """Fewer tickets are left than the quantity asked for."""
-
-
-class ShowNotFoundError(Exception):
-    """No stock is recorded for the show."""
+# Starts refused before anything ran (throttled, or no connection made) are tried this often.
+START_ATTEMPTS = 3
+# Step Functions' own refusals to start: nothing was started, so a retry cannot run it twice.
+START_REFUSED = frozenset({"ThrottlingException", "ExecutionLimitExceeded"})
 
 
 class WorkflowError(Exception):
-    """The workflow ended in a way no buyer-facing answer explains (throttled, timed out...)."""
+    """The workflow ended in a way no buyer-facing answer explains (a DynamoDB error, a timeout)."""
 
 
-# The state machine's Fail error names, mapped to the outcome they mean. Any other name is a
-# WorkflowError: the handler answers 500 for it.
-FAILURES_BY_ERROR_NAME: dict[str, type[Exception]] = {
-    "PurchaseInProgress": PurchaseInProgressError,
-    "SoldOut": SoldOutError,
-    "ShowNotFound": ShowNotFoundError,
-}
+class RetryableError(Exception):
+    """The attempt has no final answer: its outcome (in progress, busy, unknown) invites a retry.
+
+    Never stored for an Idempotency-Key's replays.
+    """
+
+    def __init__(self, outcome: Outcome) -> None:
+        super().__init__(outcome.metric)
+        self.outcome = outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,68 +68,119 @@ def settings() -> Settings:
 @cache
 def sfn_client() -> BaseClient:
     """One client per execution environment, created on first use (tests replace it)."""
-    # A sync execution lasts up to the state machine's 20 s timeout: wait a little longer.
-    config = Config(read_timeout=25, retries={"mode": "standard", "max_attempts": 3})
+    # A sync execution lasts up to the state machine's 20 s timeout: wait a little longer. No
+    # automatic retries: a retried StartSyncExecution whose first request was received runs the
+    # sale a second time (Express executions are at most once, not de-duplicated by name).
+    config = Config(read_timeout=25, retries={"total_max_attempts": 1})
     return boto3.client("stepfunctions", config=config)
 
 
 @dataclass(frozen=True, slots=True)
 class Sale:
-    """What a completed execution reports: the body of the 200 answer."""
+    """What a sale needs, and all that is ever stored of a request: never the card number."""
 
-    execution_id: str
+    user_id: str
     show_id: str
     quantity: int
-    tickets_available: int | None
     card: Card
 
+    @property
+    def execution_id(self) -> str:
+        """The claim's key in LambdaExecutionLog: one purchase per user and show at a time."""
+        return f"{self.user_id}-{self.show_id}"
 
-def workflow_input(
-    user_id: str, show_id: str, quantity: int, card: Card, attempt_id: str, now: int
-) -> dict[str, Any]:
+
+@dataclass(frozen=True, slots=True)
+class SaleResult:
+    """How a finished attempt ended, and the stock it left when it sold."""
+
+    outcome_metric: str
+    tickets_available: int | None = None
+    # Set when the answer comes from an Idempotency-Key's record rather than from a sale.
+    replayed: bool = False
+
+
+def attempt_id(user_key: str | None) -> str:
+    """The attempt's id: the claim's owner and the sale record's id (one sale per attempt).
+
+    With an Idempotency-Key (`user_key`: the user and the key) every retry of the request is the
+    same attempt, so a retry after a lost answer finds the first one's sale instead of making a
+    second.
+    """
+    if user_key is None:
+        return uuid.uuid4().hex
+    return hashlib.sha256(user_key.encode()).hexdigest()[:32]
+
+
+def workflow_input(sale: Sale, attempt: str, now: int) -> dict[str, Any]:
     """The execution input: everything the steps need, and of the card only brand and last 4."""
     return {
-        "executionId": f"{user_id}-{show_id}",
-        "attemptId": attempt_id,
-        "userId": user_id,
-        "showId": show_id,
-        "quantity": quantity,
-        "card": {"brand": card.brand, "last4": card.last4},
+        "executionId": sale.execution_id,
+        "attemptId": attempt,
+        "userId": sale.user_id,
+        "showId": sale.show_id,
+        "quantity": sale.quantity,
+        "card": {"brand": sale.card.brand, "last4": sale.card.last4},
         "now": now,
         "leaseExpiresAt": now + settings().lease_seconds,
         "expiresAt": now + CLAIM_RETENTION_SECONDS,
     }
 
 
-def run_purchase(user_id: str, show_id: str, quantity: int, card: Card) -> Sale:
-    """Run one purchase attempt to its end; raise the outcome's error if it did not sell."""
-    # A fresh name per attempt: it is the execution's name and the claim's owner id.
-    attempt_id = uuid.uuid4().hex
-    execution_input = workflow_input(user_id, show_id, quantity, card, attempt_id, int(time.time()))
-    result = sfn_client().start_sync_execution(
-        stateMachineArn=settings().state_machine_arn,
-        name=attempt_id,
-        input=json.dumps(execution_input),
-    )
-    return sale_from_result(dict(result))
+def run_purchase(sale: Sale, attempt: str) -> SaleResult:
+    """Run one purchase attempt to its end and say how it ended, if that is final.
+
+    Raises RetryableError when it is not (in progress, show busy, the workflow not started or its
+    answer lost), WorkflowError when it ended in a way no buyer-facing answer explains.
+    """
+    execution_input = json.dumps(workflow_input(sale, attempt, int(time.time())))
+    for start in range(1, START_ATTEMPTS + 1):
+        try:
+            result = sfn_client().start_sync_execution(
+                stateMachineArn=settings().state_machine_arn,
+                # Unique per execution; the attempt id inside the input is what repeats.
+                name=uuid.uuid4().hex,
+                input=execution_input,
+            )
+            return result_of(dict(result), sale.quantity)
+        except ClientError as error:
+            if error.response["Error"]["Code"] in START_REFUSED:
+                refused = WORKFLOW_THROTTLED
+            elif error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500:
+                # A server error may come after the execution started: its outcome is unknown.
+                raise RetryableError(OUTCOME_UNKNOWN) from error
+            else:
+                raise  # the request was refused as invalid: nothing ran, nothing to retry
+        except NoConnectionError:
+            # botocore's ConnectionError family: no connection was made, nothing was sent.
+            refused = WORKFLOW_THROTTLED
+        except HTTPClientError as error:
+            # Sent, and maybe received: a dropped connection or a read timeout.
+            raise RetryableError(OUTCOME_UNKNOWN) from error
+        if start < START_ATTEMPTS:
+            time.sleep(random.uniform(0, 0.1 * 2**start))  # noqa: S311 - jitter, not secrecy
+    raise RetryableError(refused)
 
 
-def sale_from_result(result: dict[str, Any]) -> Sale:
-    """Map a StartSyncExecution result to a Sale or to the error its failure names."""
+def result_of(result: dict[str, Any], quantity: int) -> SaleResult:
+    """Map a StartSyncExecution result to how the attempt ended."""
     status = result["status"]
     if status == "SUCCEEDED":
-        output = json.loads(result["output"])
-        return Sale(
-            execution_id=output["executionId"],
-            show_id=output["showId"],
-            quantity=output["quantity"],
-            tickets_available=output["ticketsAvailable"],
-            card=Card(**output["card"]),
-        )
+        return SaleResult(SOLD.metric, tickets_left(json.loads(result["output"]), quantity))
     error_name = result.get("error")
-    if status == "FAILED" and error_name in FAILURES_BY_ERROR_NAME:
-        raise FAILURES_BY_ERROR_NAME[error_name]()
+    if status == "FAILED" and error_name in BY_ERROR_NAME:
+        outcome = BY_ERROR_NAME[error_name]
+        if not outcome.final:
+            raise RetryableError(outcome)
+        return SaleResult(outcome.metric)
     raise WorkflowError(
         f"execution {result.get('executionArn')} ended {status}: "
         f"{error_name} ({result.get('cause')})"
     )
+
+
+def tickets_left(output: dict[str, Any], quantity: int) -> int | None:
+    """What the sale left: the stock read just before its commit, less its tickets; None when
+    the sale was made by an earlier execution of the attempt, whose stock is not known."""
+    before = output.get("ticketsBeforeSale")
+    return None if before is None else int(before) - quantity

@@ -17,7 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from offline.dynamodb_engine import ENGINE, Fault, Settings, SettingError
+from offline.dynamodb_engine import ENGINE, Fault, SettingError, Settings
 from tests.conftest import PurchaseStack
 
 SHOW = {"showId": {"S": "Contended"}}

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 import purchase_handler
 import purchase_workflow
 from tests.events import load_event, with_body
 
 PAN = "4111111111111111"
-SUCCEEDED_OUTPUT = {
+# What a sale's execution outputs: the stock it read just before committing the sale.
+SUCCEEDED_OUTPUT = {"ticketsBeforeSale": 10}
+SOLD_BODY = {
+    "message": "Purchase completed.",
     "executionId": "ana-Rock en el Parque",
     "showId": "Rock en el Parque",
     "quantity": 2,
     "ticketsAvailable": 8,
     "card": {"brand": "visa", "last4": "1111"},
 }
+BUSY = "Too many buyers right now: try again shortly."
 
 
 class FakeStepFunctions:
@@ -43,12 +50,19 @@ def fake_sfn(monkeypatch: pytest.MonkeyPatch) -> FakeStepFunctions:
     monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:sm")
     purchase_workflow.settings.cache_clear()
     monkeypatch.setattr(purchase_workflow, "sfn_client", lambda: fake)
+    # Starts refused by Step Functions are retried after a jittered wait: no wait in tests.
+    monkeypatch.setattr(purchase_workflow.random, "uniform", lambda low, high: 0.0)
     return fake
 
 
 def call(event: dict[str, Any], context: Any) -> tuple[int, dict[str, Any]]:
     response = purchase_handler.lambda_handler(event, context)
     return response["statusCode"], json.loads(response["body"])
+
+
+def headers_of(event: dict[str, Any], context: Any) -> dict[str, str]:
+    headers: dict[str, str] = purchase_handler.lambda_handler(event, context)["headers"]
+    return headers
 
 
 def emitted_metrics(output: str) -> list[str]:
@@ -65,8 +79,18 @@ def test_handler_succeeded_execution_answers_200_with_the_sale(
 ) -> None:
     status, body = call(load_event("purchase_visa"), lambda_context)
     assert status == 200
-    assert body == {"message": "Purchase completed.", **SUCCEEDED_OUTPUT}
+    assert body == SOLD_BODY
     assert emitted_metrics(capsys.readouterr().out) == ["PurchaseCompleted"]
+
+
+def test_handler_sale_made_by_an_earlier_execution_answers_200_without_the_stock(
+    fake_sfn: FakeStepFunctions, lambda_context: Any
+) -> None:
+    fake_sfn.result = {"status": "SUCCEEDED", "output": "{}"}
+    assert call(load_event("purchase_visa"), lambda_context) == (
+        200,
+        {**SOLD_BODY, "ticketsAvailable": None},
+    )
 
 
 def test_handler_execution_input_has_brand_and_last4_but_never_the_card_number(
@@ -80,14 +104,15 @@ def test_handler_execution_input_has_brand_and_last4_but_never_the_card_number(
     assert execution_input["executionId"] == "ana-Rock en el Parque"
     assert execution_input["quantity"] == 2
     assert execution_input["leaseExpiresAt"] == execution_input["now"] + 60
-    assert request["name"] == execution_input["attemptId"]
 
 
-def test_handler_each_attempt_gets_its_own_execution_name(
+def test_handler_each_request_without_a_key_is_a_new_attempt_and_execution(
     fake_sfn: FakeStepFunctions, lambda_context: Any
 ) -> None:
     for _ in range(3):
         call(load_event("purchase_visa"), lambda_context)
+    attempts = {json.loads(request["input"])["attemptId"] for request in fake_sfn.calls}
+    assert len(attempts) == 3
     assert len({request["name"] for request in fake_sfn.calls}) == 3
 
 
@@ -97,7 +122,8 @@ def test_handler_each_attempt_gets_its_own_execution_name(
         ("PurchaseInProgress", 400, "Purchase already in progress.", "PurchaseInProgress"),
         ("SoldOut", 400, "Tickets are sold out or purchase already processed.", "SoldOut"),
         ("ShowNotFound", 404, "Show not found.", "ShowNotFound"),
-        ("PurchaseFailed", 500, "Internal server error.", "PurchaseError"),
+        ("SaleContended", 503, BUSY, "ShowBusy"),
+        ("StockUnreadable", 500, "Internal server error.", "PurchaseError"),
         ("DynamoDB.AmazonDynamoDBException", 500, "Internal server error.", "PurchaseError"),
         ("States.Timeout", 500, "Internal server error.", "PurchaseError"),
     ],
@@ -126,22 +152,118 @@ def test_handler_timed_out_execution_answers_500(
     )
 
 
-def test_handler_throttled_start_answers_500_and_logs_without_the_body(
-    fake_sfn: FakeStepFunctions, lambda_context: Any, purchase_logs: io.StringIO
+def test_handler_contended_show_answers_503_with_retry_after(
+    fake_sfn: FakeStepFunctions, lambda_context: Any
 ) -> None:
+    fake_sfn.result = {"status": "FAILED", "error": "SaleContended", "cause": "4 attempts"}
+    assert headers_of(load_event("purchase_visa"), lambda_context)["Retry-After"] == "1"
+
+
+def test_handler_throttled_start_is_retried_then_answers_503(
+    fake_sfn: FakeStepFunctions, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN Step Functions refusing every start: a refused start ran nothing
     fake_sfn.result = ClientError(
         {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
         "StartSyncExecution",
     )
+    # THEN the start is tried 3 times, and the buyer is told to retry
+    assert call(load_event("purchase_visa"), lambda_context) == (503, {"message": BUSY})
+    assert len(fake_sfn.calls) == 3
+    assert emitted_metrics(capsys.readouterr().out) == ["WorkflowThrottled"]
+
+
+def test_handler_unreachable_endpoint_is_retried_since_nothing_was_sent(
+    fake_sfn: FakeStepFunctions, lambda_context: Any
+) -> None:
+    fake_sfn.result = EndpointConnectionError(endpoint_url="https://states.invalid")
+    assert call(load_event("purchase_visa"), lambda_context)[0] == 503
+    assert len(fake_sfn.calls) == 3
+
+
+@pytest.mark.parametrize(
+    "lost",
+    [
+        ReadTimeoutError(endpoint_url="https://states.invalid"),
+        ClientError(
+            {
+                "Error": {"Code": "InternalServerError", "Message": "oops"},
+                "ResponseMetadata": {"HTTPStatusCode": 500},
+            },
+            "StartSyncExecution",
+        ),
+    ],
+)
+def test_handler_start_whose_answer_is_lost_is_never_retried_and_answers_504(
+    fake_sfn: FakeStepFunctions,
+    lambda_context: Any,
+    purchase_logs: io.StringIO,
+    lost: Exception,
+) -> None:
+    # GIVEN a start that may have been received: the execution may be running
+    fake_sfn.result = lost
     event = load_event("purchase_visa")
-    assert call(event, lambda_context) == (500, {"message": "Internal server error."})
+    # THEN it is not started a second time, and the buyer is told the outcome is unknown
+    assert call(event, lambda_context) == (
+        504,
+        {"message": "Purchase outcome unknown: retry with the same Idempotency-Key."},
+    )
+    assert len(fake_sfn.calls) == 1
     logged = purchase_logs.getvalue()
-    error_lines = [json.loads(line) for line in logged.splitlines() if '"level":"ERROR"' in line]
-    assert error_lines, "the failure is logged"
+    warning = next(json.loads(line) for line in logged.splitlines() if '"WARNING"' in line)
     # The correlation id ties the log line to the API request.
-    assert error_lines[0]["correlation_id"] == event["requestContext"]["requestId"]
-    assert "ThrottlingException" in error_lines[0]["exception"]
+    assert warning["correlation_id"] == event["requestContext"]["requestId"]
     assert PAN not in logged and "4111 1111 1111 1111" not in logged
+
+
+@pytest.fixture
+def dropping_endpoint() -> Iterator[tuple[str, list[bytes]]]:
+    """A loopback endpoint that reads each request whole, then closes without answering."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                data = connection.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                while len(body) < length:
+                    body += connection.recv(65536)
+                received.append(body)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}", received
+    listener.close()
+
+
+def test_handler_start_dropped_after_the_request_sends_it_exactly_once(
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: Any,
+    dropping_endpoint: tuple[str, list[bytes]],
+) -> None:
+    # GIVEN the real client, against an endpoint that receives the request and drops the line
+    url, received = dropping_endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SFN", url)
+    monkeypatch.setenv("STATE_MACHINE_ARN", "arn:aws:states:us-east-1:123456789012:stateMachine:sm")
+    purchase_workflow.settings.cache_clear()
+    purchase_workflow.sfn_client.cache_clear()
+    try:
+        status, _ = call(load_event("purchase_visa"), lambda_context)
+    finally:
+        purchase_workflow.sfn_client.cache_clear()
+    # THEN one StartSyncExecution reached it (botocore's retries would have sent 4), and the
+    # buyer hears the outcome is unknown, not an error that invites buying again
+    assert status == 504
+    assert len(received) == 1
 
 
 @pytest.mark.parametrize("name", ["purchase_invalid_card", "purchase_amex_card"])
