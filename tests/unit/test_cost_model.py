@@ -32,9 +32,9 @@ NO_EXECUTION_LOGS = Logging("OFF", False)
 # $11.584 when this was set, rounded up to the cent (it was $10.60 before the stock check moved
 # ahead of the commit: three more states logged per sale, while a sold-out answer fell from
 # $13.47 to $8.61, no longer paying for a cancelled transaction). Not a target (that is
-# TARGET_PER_MILLION_SALES): a tripwire for regressions that reach the bill, such as a bigger execution payload, an extra
-# state or write, or a price change. Raise it only on purpose, with BENCHMARKS.md regenerated
-# (make bench).
+# TARGET_PER_MILLION_SALES): a tripwire for regressions that reach the bill, such as a bigger
+# execution payload, an extra state or write, or a price change. Raise it only on purpose,
+# with BENCHMARKS.md regenerated (make bench).
 CEILING_PER_MILLION_SALES_WITH_TEMPLATE_LOGGING = 11.59
 # The same tripwire with execution logs off: $7.418 when this was set, rounded up to the cent.
 # The cost design's target ($7.00) is not met even so: requests and request units alone are
