@@ -152,7 +152,9 @@ def _error(code: str, message: str, status: int = 400, **fields: Any) -> JsonRES
 
 @dataclass
 class Engine:
-    settings: Settings = field(default_factory=Settings.from_env)
+    # The published defaults until `reset` reads the environment (a bad value then fails there,
+    # not at import).
+    settings: Settings = field(default_factory=lambda: Settings.from_env({}))
     faults: list[Fault] = field(default_factory=list)
     # What the engine did: conflicts, throttles, replays... (tests and benchmarks read it).
     counts: Counter[str] = field(default_factory=Counter)

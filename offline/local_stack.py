@@ -31,6 +31,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from offline import cfn_template, moto_server, traces
+from offline.dynamodb_engine import SettingError
 from offline.http_api import HttpApi
 from offline.lambda_pool import LambdaPool
 
@@ -525,7 +526,7 @@ def main() -> int:
             print(stack.banner(), flush=True)
             stack.wait()
             print("Stopping...", flush=True)
-    except ConfigError as error:
+    except (ConfigError, SettingError) as error:
         print(f"make local: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

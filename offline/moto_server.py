@@ -43,6 +43,8 @@ def start(host: str, port: int) -> ThreadedMotoServer:
     # One log line per AWS request would drown the functions' own logs.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     install()
+    # Settings read now, so that a bad LOCAL_DYNAMODB_* value stops the start with its name.
+    dynamodb_engine.ENGINE.reset(dynamodb_engine.Settings.from_env())
     # In-process interception too: the state machine's own DynamoDB calls then reach the same
     # backends without an HTTP round trip through the server (several times faster). Clients
     # with an endpoint_url, such as the functions', still go through the server.

@@ -287,6 +287,13 @@ def test_local_stack_unreachable_database_is_one_clear_line() -> None:
     assert "Traceback" not in stderr and "secret" not in stderr
 
 
+def test_local_stack_bad_dynamodb_engine_setting_is_one_clear_line() -> None:
+    code, stderr = run_to_exit({**ports(), "LOCAL_DYNAMODB_ITEM_WCU": "lots"})
+    assert code != 0
+    assert "make local: LOCAL_DYNAMODB_ITEM_WCU must be a number > 0, not 'lots'" in stderr
+    assert "Traceback" not in stderr
+
+
 def test_local_stack_on_mysql_stores_flyers_answers_500_and_stops_cleanly(
     mysql_server: Server, tmp_path: Path
 ) -> None:
