@@ -29,8 +29,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -262,55 +261,26 @@ class Engine:
         token = request.get("ClientRequestToken")
         digest = _digest(request)
         transaction = uuid.uuid4().hex
-        with self._lock:
-            now = time.monotonic()
-            if token:
-                replay = self._check_token(token, digest, now)
-                if replay is not None:
-                    return replay.result
-            # Each item costs 2 write units per KB (prepare and commit), cancelled or not.
-            units = [
-                2 * _size_units(_transact_payload(action), 1024)
-                for action in request["TransactItems"]
-            ]
-            throttled = [
-                not self._take(ref, "write", n, now) for ref, n in zip(refs, units, strict=True)
-            ]
-            conflicts = [ref in self._held for ref in refs]
-            if any(throttled) or any(conflicts):
-                self.counts[
-                    "transaction_throttles" if any(throttled) else "transaction_conflicts"
-                ] += 1
-                raise TransactionCanceledException(
-                    [
-                        (
-                            "ThrottlingError",
-                            "Throughput exceeds the current capacity of your table or index.",
-                            None,
-                        )
-                        if throttle
-                        else ("TransactionConflict", "Transaction is ongoing for the item", None)
-                        if conflict
-                        else (None, None, None)
-                        for throttle, conflict in zip(throttled, conflicts, strict=True)
-                    ]
-                )
-            for ref in refs:
-                self._held[ref] = transaction
-            if token:
-                self._tokens[token] = _Token(digest, committed=False, at=now)
-        try:
-            with self._holding(refs, transaction):
-                # Prepare: conditions are checked at the items, which stay held until commit.
-                time.sleep(self.settings.transaction_seconds / 2)
-                with self.moto_lock:
-                    result = run()
-                time.sleep(self.settings.transaction_seconds / 2)
-        except BaseException:
-            if token:
-                with self._lock:
-                    self._tokens.pop(token, None)
-            raise
+        with self.moto_lock:
+            with self._lock:
+                now = time.monotonic()
+                if token:
+                    replay = self._check_token(token, digest, now)
+                    if replay is not None:
+                        return replay.result
+                self._hold(request, refs, transaction, now)
+                if token:
+                    self._tokens[token] = _Token(digest, committed=False, at=now)
+            try:
+                # Conditions are checked and the writes made where the hold begins (a held item
+                # can change for no one else, so this is the same as checking at prepare).
+                result = run()
+            except BaseException:
+                self._release(refs, transaction, token)
+                raise
+        # The rest of the two-phase protocol, outside moto's lock: the items stay held.
+        time.sleep(self.settings.transaction_seconds)
+        self._release(refs, transaction)
         with self._lock:
             self.counts["transactions_committed"] += 1
             if token:
@@ -318,6 +288,46 @@ class Engine:
                     digest, committed=True, at=time.monotonic(), result=result
                 )
         return result
+
+    def _hold(
+        self, request: dict[str, Any], refs: list[ItemRef], transaction: str, now: float
+    ) -> None:
+        """Take the transaction's items, or cancel it: throttled or conflicting, per item."""
+        # Each item costs 2 write units per KB (prepare and commit), cancelled or not.
+        units = [
+            2 * _size_units(_transact_payload(action), 1024) for action in request["TransactItems"]
+        ]
+        throttled = [
+            not self._take(ref, "write", n, now) for ref, n in zip(refs, units, strict=True)
+        ]
+        conflicts = [ref in self._held for ref in refs]
+        if any(throttled) or any(conflicts):
+            self.counts["transaction_throttles" if any(throttled) else "transaction_conflicts"] += 1
+            raise TransactionCanceledException(
+                [
+                    (
+                        "ThrottlingError",
+                        "Throughput exceeds the current capacity of your table or index.",
+                        None,
+                    )
+                    if throttle
+                    else ("TransactionConflict", "Transaction is ongoing for the item", None)
+                    if conflict
+                    else (None, None, None)
+                    for throttle, conflict in zip(throttled, conflicts, strict=True)
+                ]
+            )
+        for ref in refs:
+            self._held[ref] = transaction
+
+    def _release(self, refs: list[ItemRef], transaction: str, token: str | None = None) -> None:
+        """Free the transaction's items; with the token of a cancelled one, forget the token."""
+        with self._lock:
+            for ref in refs:
+                if self._held.get(ref) == transaction:
+                    del self._held[ref]
+            if token:
+                self._tokens.pop(token, None)
 
     def _check_token(self, token: str, digest: str, now: float) -> _Token | None:
         """The committed transaction a repeated token replays; raises if it cannot be replayed."""
@@ -338,16 +348,6 @@ class Engine:
             )
         self.counts["token_replays"] += 1
         return known
-
-    @contextmanager
-    def _holding(self, refs: list[ItemRef], transaction: str) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            with self._lock:
-                for ref in refs:
-                    if self._held.get(ref) == transaction:
-                        del self._held[ref]
 
 
 def _fault_error(code: str, items: int) -> Exception:

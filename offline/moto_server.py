@@ -4,17 +4,20 @@ error names, S3 sequencers."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
+import boto3
 from moto import mock_aws
 from moto.moto_api._internal.models import moto_api_backend
 from moto.s3 import notifications
 from moto.server import ThreadedMotoServer
 
-from offline import dynamodb_engine, moto_sfn
+from offline import cfn_template, dynamodb_engine, moto_sfn
 
 _moto_s3_event = notifications._get_s3_event
 _sequence = itertools.count(1)
@@ -52,3 +55,17 @@ def start(host: str, port: int) -> ThreadedMotoServer:
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     return server
+
+
+@contextlib.contextmanager
+def in_process(template: dict[str, Any]) -> Iterator[str]:
+    """moto intercepting this process's AWS calls, with the fixes installed, the template's
+    tables and its purchase state machine, whose ARN it yields. The engine reads its settings
+    from the environment (tests and benchmarks)."""
+    install()
+    dynamodb_engine.ENGINE.reset()
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        cfn_template.create_tables(boto3.client("dynamodb"), template)
+        yield cfn_template.create_state_machine(
+            boto3.client("stepfunctions"), template, "PurchaseStateMachine"
+        )

@@ -117,20 +117,13 @@ class PurchaseStack:
 def purchase_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[PurchaseStack]:
     """moto with Step Functions really executing the ASL, plus StartSyncExecution, behind the
     DynamoDB contention engine at its default settings."""
-    from moto import mock_aws
-
     import purchase_idempotency
     import purchase_workflow
-    from offline import cfn_template, dynamodb_engine, moto_sfn
+    from offline import cfn_template, moto_server
 
-    moto_sfn.install()
-    dynamodb_engine.install().reset()
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+    with moto_server.in_process(cfn_template.load_template()) as arn:
         dynamodb = boto3.client("dynamodb")
         stepfunctions = boto3.client("stepfunctions")
-        template = cfn_template.load_template()
-        cfn_template.create_tables(dynamodb, template)
-        arn = cfn_template.create_state_machine(stepfunctions, template, "PurchaseStateMachine")
         monkeypatch.setenv("STATE_MACHINE_ARN", arn)
         monkeypatch.setenv("IDEMPOTENCY_TABLE", "IdempotencyRecords")
         # Settings and clients are cached per execution environment: start each test afresh.
