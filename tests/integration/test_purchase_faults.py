@@ -322,7 +322,7 @@ ERRORS = {
 COMPLETED = "Purchase completed."
 SOLD_OUT = "Tickets are sold out or purchase already processed."
 IN_PROGRESS = "Purchase already in progress."
-# What the buyer hears when a step fails throughout (documented in the README).
+# What the buyer hears when a step fails throughout (docs/design.md, The sale, step by step).
 EXPECTED = {
     ("ClaimExecution", "conditional"): (400, IN_PROGRESS),
     ("ReadTicketsLeft", "throttling"): (200, COMPLETED),
