@@ -1,4 +1,4 @@
-"""`make local` as a subprocess, the way a user starts and stops it (tests and benchmarks)."""
+"""`make local` as a subprocess, the way a user starts and stops it."""
 
 from __future__ import annotations
 
