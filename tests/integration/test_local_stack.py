@@ -110,14 +110,14 @@ def test_local_stack_seed_scenarios_over_http(local_stack: RunningStack) -> None
     user = f"seed-{uuid.uuid4().hex[:8]}"
     body = {"userId": user, "showId": SHOW, "cardNumber": VISA}
     before = tickets_left(SHOW)
-    # Scenario 1: no claim yet -> sold
+    # Seed scenario 1, new buyer: no claim yet -> sold
     assert post(body)[0] == 200
-    # Scenario 3: COMPLETED -> a new purchase is allowed
+    # Scenario 3, buy again after a sale: COMPLETED -> a new purchase is allowed
     assert post(body)[0] == 200
-    # Scenario 2: an unexpired IN_PROGRESS claim blocks the buyer
+    # Scenario 2, purchase in progress: an unexpired IN_PROGRESS claim blocks the buyer
     put_claim(f"{user}-{SHOW}", "IN_PROGRESS")
     assert post(body) == (400, {"message": "Purchase already in progress."})
-    # Scenario 4: FAILED -> allowed again
+    # Scenario 4, retry after a failure: FAILED -> allowed again
     put_claim(f"{user}-{SHOW}", "FAILED")
     assert post(body)[0] == 200
     assert tickets_left(SHOW) == before - 3

@@ -121,7 +121,7 @@ def buy(context: Any) -> tuple[int, dict[str, Any]]:
 
 
 def assert_sale_rules_hold(stack: PurchaseStack) -> None:
-    """Rules 1 and 2: stock never negative; initial stock = tickets left + tickets sold."""
+    """No oversell, no lost ticket: stock never negative; initial stock = left + sold."""
     left = stack.tickets_left(SHOW)
     assert left >= 0
     assert left + stack.tickets_sold(SHOW) == STOCK
@@ -200,7 +200,7 @@ def test_fault_sale_failing_throughout_marks_failed_and_sells_nothing(
     assert claim["status"]["S"] == "FAILED"
     assert claim["failureReason"]["S"] == "DynamoDb.InternalServerErrorException"
     assert show.tickets_left(SHOW) == STOCK and show.sales(SHOW) == []
-    # FAILED frees the buyer at once (seed scenario 4).
+    # FAILED frees the buyer at once (finished claims free the buyer).
     faults.active.clear()
     assert buy(lambda_context)[0] == 200
     assert_sale_rules_hold(show)
@@ -256,7 +256,7 @@ def test_fault_workflow_dies_after_the_claim_sells_nothing_and_lease_frees_the_b
     assert claim_status(show) == "IN_PROGRESS"
     assert show.tickets_left(SHOW) == STOCK
     assert buy(lambda_context) == (400, {"message": "Purchase already in progress."})
-    # ...until its lease runs out (rule 3)
+    # ...until its lease runs out (claims expire)
     show.dynamodb.update_item(
         TableName="LambdaExecutionLog",
         Key={"executionId": {"S": ANA}},
@@ -342,8 +342,8 @@ def prepare(stack: PurchaseStack, path: str) -> None:
 def rules_hold_then_the_buyer_is_free(
     stack: PurchaseStack, faults: Faults, context: Any, path: str
 ) -> None:
-    """Rules 1 and 2 hold; once the faults stop and any stale claim's lease has run out, the same
-    buyer gets an ordinary answer again (rule 3)."""
+    """No oversell, no lost ticket; once the faults stop and any stale claim's lease has run out
+    (claims expire), the same buyer gets an ordinary answer again."""
     left = stack.tickets_left(SHOW)
     stock = STOCK if path == "sale" else 1
     assert left >= 0 and left + stack.tickets_sold(SHOW) == stock
