@@ -480,12 +480,12 @@ class LocalStack:
                 ensure_ascii=False,
             )
             lines.append(f"  curl -s -X POST {self.api_url}/purchases -d '{body}'")
-        lines += [
-            f"  aws --endpoint-url {self.aws_url} s3 cp flyer.png"
-            f" 's3://{self.bucket}/{self.shows[0].name}.png'",
-            "",
-            "Ready.",
-        ]
+        if self.catalog_url is not None:
+            lines.append(
+                f"  aws --endpoint-url {self.aws_url} s3 cp flyer.png"
+                f" 's3://{self.bucket}/{self.shows[0].name}.png'"
+            )
+        lines += ["", "Ready."]
         return "\n".join(lines)
 
     def wait(self) -> None:

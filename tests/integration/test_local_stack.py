@@ -343,6 +343,7 @@ def test_local_stack_without_mariadb_sells_and_says_flyer_ingestion_is_off(tmp_p
         )
         assert "apt-get install mariadb-server" in stack.text
         assert re.search(r"events catalog\s+none: flyer ingestion is off", stack.text)
+        assert "s3 cp flyer.png" not in stack.text
         # AND a purchase still sells
         body = {"userId": "no-db", "showId": SHOW, "cardNumber": VISA}
         status, answer = post(body, api=f"http://127.0.0.1:{env['LOCAL_API_PORT']}")
