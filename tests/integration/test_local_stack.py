@@ -20,8 +20,9 @@ import boto3
 import pytest
 
 from offline.local_stack import connect_catalog
+from offline.mariadb_server import free_port
 from tests.integration.conftest import Server
-from tests.local_stack_process import ROOT, RunningStack, free_port, ports
+from tests.local_stack_process import ROOT, RunningStack, ports
 
 API = "http://127.0.0.1:3000"
 AWS = "http://127.0.0.1:4566"
