@@ -2,13 +2,14 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# aws-sam-cli pins an older boto3 than the test tools: it lives in a virtualenv of its own.
+# aws-sam-cli pins an older boto3 than the test tools: it lives in a virtualenv of its own,
+# needed only to build and deploy.
 SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 # checkov pins many packages of its own too. It scans the SAM resources themselves (Globals
 # merged), offline: no update check (CKV_SKIP_PACKAGE_UPDATE_CHECK), no download.
 CHECKOV_VENV := .venv-checkov
-# sam validate needs a region and some credentials even though it never calls AWS.
+# sam build calls no AWS service: a region and dummy credentials keep it from looking for real ones.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
 .PHONY: dev lint test local traces bench reliability build deploy clean
@@ -30,13 +31,14 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
-lint: dev
+# cfn-lint transforms the SAM template with aws-sam-translator before linting it: it is what
+# `sam validate --lint` runs, with the same versions, so it runs once, here.
+lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/statelint statemachine/*.asl.json
 	$(BIN)/cfn-lint template.yaml
-	$(OFFLINE_AWS) $(SAM) validate --lint --template template.yaml
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 
 test: lint
@@ -50,8 +52,8 @@ local: $(VENV)/.installed
 traces: $(VENV)/.installed
 	$(BIN)/python -m offline.traces $(EXECUTION)
 
-# Cold start, package size, handler overhead, local end to end and the cost model: BENCHMARKS.md
-bench: dev
+# Cold start, package sizes and the cost model: BENCHMARKS.md
+bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 
 # Concurrency, faults, hostile input and the card number scan; writes RELIABILITY.md.
@@ -59,7 +61,7 @@ reliability: $(VENV)/.installed
 	RELIABILITY_REPORT=RELIABILITY.md $(BIN)/pytest -q tests/integration/test_reliability.py \
 		tests/integration/test_purchase_faults.py tests/integration/test_purchase_fuzz.py
 
-build: dev
+build: $(SAM_VENV)/.installed
 	$(OFFLINE_AWS) $(SAM) build
 
 deploy: build

@@ -13,12 +13,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +35,6 @@ BASELINE_SERVICE = "stepfunctions"
 # The Lambda Python runtime ships boto3 and what it depends on.
 RUNTIME_REQUIREMENTS = ("boto3",)
 CHILD_TIMEOUT_SECONDS = 60
-TOP_IMPORTS = 10
-IMPORT_TIME_RUNS = 3
 
 _CHILD = """
 import json, sys, time
@@ -46,7 +42,6 @@ spec = json.loads(sys.argv[1])
 started = time.perf_counter()
 sys.path[0:0] = spec["path"]
 if spec["module"]:
-    # __import__, not importlib.import_module: -X importtime only sees the former.
     __import__(spec["module"])
     getattr(sys.modules[spec["module"]], spec["handler"])
 if spec["services"]:
@@ -55,7 +50,6 @@ if spec["services"]:
         boto3.client(service)
 print(json.dumps({"seconds": time.perf_counter() - started}))
 """
-_IMPORT_TIME_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)$")
 
 
 class SetupError(Exception):
@@ -113,10 +107,7 @@ def measure(context: BenchContext) -> Section:
                 timings[baseline.name].seconds.append(baseline_seconds)
                 timings[subject.name].seconds.append(subject_seconds)
                 timings[subject.name].paired_ratios.append(subject_seconds / baseline_seconds)
-        import_times = {subject.name: _import_times(subject) for subject in [baseline, *subjects]}
-    return _section(
-        context, functions, target_function, baseline, subjects, timings, import_times, problems
-    )
+    return _section(context, functions, target_function, baseline, timings, problems)
 
 
 # ------------------------------------------------------------------------------------ layout
@@ -222,7 +213,7 @@ def _link_distributions(
 # -------------------------------------------------------------------------------------- runs
 
 
-def _command(subject: Subject, *options: str) -> list[str]:
+def _command(subject: Subject) -> list[str]:
     spec = {
         "path": list(subject.path),
         "module": subject.module,
@@ -230,7 +221,7 @@ def _command(subject: Subject, *options: str) -> list[str]:
         "services": list(subject.services),
     }
     # -I -S: no site-packages, no user site, no PYTHON* variables; -B: no bytecode written.
-    return [sys.executable, "-I", "-S", "-B", *options, "-c", _CHILD, json.dumps(spec)]
+    return [sys.executable, "-I", "-S", "-B", "-c", _CHILD, json.dumps(spec)]
 
 
 def _run(subject: Subject) -> float:
@@ -249,50 +240,6 @@ def _run(subject: Subject) -> float:
     return float(json.loads(result.stdout)["seconds"])
 
 
-@dataclass(frozen=True)
-class ImportTime:
-    """One line of `-X importtime`: a module, its nesting depth, own and cumulative microseconds."""
-
-    module: str
-    depth: int
-    own_us: float
-    cumulative_us: float
-
-
-def _import_times(subject: Subject) -> list[ImportTime]:
-    """`-X importtime` of the subject, each module's times the median of a few runs."""
-    runs: list[list[ImportTime]] = []
-    for _ in range(IMPORT_TIME_RUNS):
-        result = subprocess.run(  # noqa: S603 - our own interpreter and script
-            _command(subject, "-X", "importtime"),
-            env=dict(subject.environment),
-            capture_output=True,
-            text=True,
-            timeout=CHILD_TIMEOUT_SECONDS,
-            check=False,
-        )
-        lines = [_IMPORT_TIME_LINE.match(line) for line in result.stderr.splitlines()]
-        runs.append(
-            [
-                ImportTime(m.group(4), len(m.group(3)) // 2, float(m.group(1)), float(m.group(2)))
-                for m in lines
-                if m
-            ]
-        )
-    own: dict[str, list[float]] = defaultdict(list)
-    cumulative: dict[str, list[float]] = defaultdict(list)
-    for run in runs:
-        for entry in run:
-            own[entry.module].append(entry.own_us)
-            cumulative[entry.module].append(entry.cumulative_us)
-    return [
-        ImportTime(
-            entry.module, entry.depth, median(own[entry.module]), median(cumulative[entry.module])
-        )
-        for entry in runs[0]
-    ]
-
-
 # ------------------------------------------------------------------------------------ report
 
 
@@ -301,9 +248,7 @@ def _section(
     functions: Sequence[LambdaFunction],
     target_function: str,
     baseline: Subject,
-    subjects: Sequence[Subject],
     timings: Mapping[str, Timings],
-    import_times: Mapping[str, Sequence[ImportTime]],
     problems: Mapping[str, str],
 ) -> Section:
     baseline_median = median(timings[baseline.name].seconds)
@@ -363,80 +308,4 @@ def _section(
             rows,
         ),
     ]
-    for subject in subjects:
-        parts += ["", *_heaviest_imports(subject.name, import_times, baseline.name)]
     return Section("Cold start proxy", "\n".join(parts), tuple(headlines))
-
-
-def _heaviest_imports(
-    name: str, import_times: Mapping[str, Sequence[ImportTime]], baseline_name: str
-) -> list[str]:
-    """What the subject imports that the baseline does not, heaviest first."""
-    own = _own_time_per_package(import_times[name])
-    base = _own_time_per_package(import_times[baseline_name])
-    extra = {package: us - base.get(package, 0.0) for package, us in own.items()}
-    ranked = sorted(extra.items(), key=lambda item: item[1], reverse=True)[:TOP_IMPORTS]
-    package_rows = [
-        [
-            f"`{package}`",
-            f"{own[package] / 1000:.1f}",
-            f"{base.get(package, 0.0) / 1000:.1f}",
-            f"{difference / 1000:+.1f}",
-        ]
-        for package, difference in ranked
-    ]
-    baseline_modules = {entry.module for entry in import_times[baseline_name]}
-    entries = import_times[name]
-    extra_cumulative = _extra_cumulative(entries, baseline_modules)
-    heaviest = sorted(
-        (index for index, entry in enumerate(entries) if entry.module not in baseline_modules),
-        key=lambda index: extra_cumulative[index],
-        reverse=True,
-    )[:TOP_IMPORTS]
-    # importtime lists a module after what it imports: reversed, parents come first.
-    subtree_rows = [
-        [
-            f"{'&nbsp;' * 2 * entries[index].depth}`{entries[index].module}`",
-            f"{extra_cumulative[index] / 1000:.1f}",
-        ]
-        for index in sorted(heaviest, reverse=True)
-    ]
-    total_extra = sum(max(difference, 0.0) for difference in extra.values())
-    return [
-        f"What {name} imports beyond the baseline (`-X importtime`, median of "
-        f"{IMPORT_TIME_RUNS} runs, client creation not included): {total_extra / 1000:.0f} ms "
-        "of own import time in all. By top-level package:",
-        "",
-        table(["package", f"{name} ms", "baseline ms", "difference ms"], package_rows),
-        "",
-        "Heaviest imports the baseline does not make (each module's own time plus that of "
-        "what it imports, both counted only if the baseline does not import them; nested "
-        "imports indented under the module that makes them):",
-        "",
-        table(["module", "ms"], subtree_rows),
-    ]
-
-
-def _extra_cumulative(entries: Sequence[ImportTime], baseline_modules: set[str]) -> list[float]:
-    """Per entry: own time of it and of everything it imports, left out what the baseline imports.
-
-    importtime prints in post-order: what a module imports is the run of deeper lines just
-    before it.
-    """
-    totals = []
-    for index, entry in enumerate(entries):
-        total = 0.0 if entry.module in baseline_modules else entry.own_us
-        before = index - 1
-        while before >= 0 and entries[before].depth > entry.depth:
-            if entries[before].module not in baseline_modules:
-                total += entries[before].own_us
-            before -= 1
-        totals.append(total)
-    return totals
-
-
-def _own_time_per_package(entries: Sequence[ImportTime]) -> dict[str, float]:
-    totals: dict[str, float] = defaultdict(float)
-    for entry in entries:
-        totals[entry.module.split(".")[0]] += entry.own_us
-    return dict(totals)

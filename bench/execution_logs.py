@@ -11,6 +11,7 @@ decide.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -43,6 +44,19 @@ OFFLINE_ENVIRONMENT = {
 # An Express execution's ARN on AWS: express:<CloudFormation-named machine>:<name>:<uuid>.
 _CFN_NAME_SUFFIX = "-0123456789AB"
 _EXECUTION_UUID = "00000000-0000-4000-8000-000000000000"
+
+
+@dataclass(frozen=True)
+class FakeLambdaContext:
+    """What the handler reads from Lambda's context object."""
+
+    function_name: str = "PurchaseFunction"
+    memory_limit_in_mb: int = 128
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PurchaseFunction"
+    aws_request_id: str = "5b7e9a3c-0000-4000-8000-000000000001"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 29_000
 
 
 @dataclass(frozen=True)
@@ -140,11 +154,28 @@ def _offline_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]
 def _invoke_purchase(event: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """The handler's answer and how many bytes it printed (EMF metrics and log lines)."""
     import purchase_handler
-    from bench.handler_overhead import FakeLambdaContext, silenced_output
 
-    with silenced_output() as buffer:
+    with _captured_output() as buffer:
         answer: dict[str, Any] = purchase_handler.lambda_handler(event, FakeLambdaContext())
     return answer, len(buffer.getvalue().encode())
+
+
+@contextlib.contextmanager
+def _captured_output() -> Iterator[io.StringIO]:
+    """EMF metrics go to stdout and Powertools' logger to the stream it bound at import: both
+    into one buffer while the handler runs."""
+    import purchase_handler
+
+    buffer = io.StringIO()
+    handler = purchase_handler.logger.registered_handler
+    stream_handler = handler if isinstance(handler, logging.StreamHandler) else None
+    previous = stream_handler.setStream(buffer) if stream_handler else None
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
+    finally:
+        if stream_handler is not None and previous is not None:
+            stream_handler.setStream(previous)
 
 
 def _execution_arns(stepfunctions: Any, machine_arn: str) -> set[str]:

@@ -4,14 +4,14 @@ Serves the HTTP API (the real purchase handler) on 127.0.0.1:3000 and an AWS-com
 endpoint (S3, SQS, DynamoDB, Step Functions) on 127.0.0.1:4566. Tables, the state machine and
 the flyers bucket come from template.yaml and the real ASL file; an object put into the bucket
 reaches the real flyer handler through an S3 notification. The events catalog is DATABASE_URL
-when set, else an embedded MySQL-compatible database. Shows are loaded from SHOWS_FILE.
+when set, else a throwaway MariaDB of the stack's own (installed with apt-get where it can be);
+without either, purchases work and flyer ingestion is off. Shows are loaded from SHOWS_FILE.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import signal
@@ -30,7 +30,7 @@ import pymysql
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from offline import cfn_template, moto_server, traces
+from offline import cfn_template, mariadb_server, moto_server, traces
 from offline.dynamodb_engine import SettingError
 from offline.http_api import HttpApi
 from offline.lambda_pool import LambdaPool
@@ -48,6 +48,8 @@ FLYER_QUEUE = "flyer-notifications"
 # A failed flyer invocation is seen again after this many seconds, as Lambda retries it.
 FLYER_RETRY_SECONDS = 2
 SHOW_NAME_MAX = 255
+# The database `make local` creates on its own MariaDB.
+LOCAL_CATALOG = "catalog"
 
 
 class ConfigError(Exception):
@@ -68,6 +70,8 @@ class LocalConfig:
     shows_file: Path
     database_url: str | None
     concurrency: int
+    # Where to look for mariadbd; None: the usual places, installing it there when missing.
+    mariadb_bin_dir: Path | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LocalConfig:
@@ -77,6 +81,7 @@ class LocalConfig:
             shows_file=Path(environ.get("SHOWS_FILE") or DEFAULT_SHOWS_FILE),
             database_url=environ.get("DATABASE_URL") or None,
             concurrency=_positive(environ, "LOCAL_LAMBDA_CONCURRENCY", 8),
+            mariadb_bin_dir=_directory(environ, "MARIADB_BIN_DIR"),
         )
 
 
@@ -85,6 +90,15 @@ def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
     if not text.isdigit() or int(text) < 1:
         raise ConfigError(f"{name} must be a positive whole number, not {text!r}")
     return int(text)
+
+
+def _directory(environ: Mapping[str, str], name: str) -> Path | None:
+    text = environ.get(name)
+    if not text:
+        return None
+    if not Path(text).is_dir():
+        raise ConfigError(f"{name} must name a directory, not {text!r}")
+    return Path(text)
 
 
 def _port(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -197,7 +211,8 @@ class LocalStack:
         self.aws_url = f"http://{HOST}:{config.aws_port}"
         self.api_url = f"http://{HOST}:{config.api_port}"
         self.bucket = _kebab(self._flyer_bucket_logical_id())
-        self.catalog_url = ""
+        # None when there is no database: purchases work, flyer ingestion is off.
+        self.catalog_url: str | None = None
         self.state_machine_arn = ""
         self._exit = contextlib.ExitStack()
         self._stopping = threading.Event()
@@ -231,22 +246,44 @@ class LocalStack:
             self.config.concurrency,
             {"STATE_MACHINE_ARN": self.state_machine_arn},
         )
-        flyer = self._pool(
-            "FlyerFunction", 1, {DB_SSL_CA: "", **db_environ_from_url(self.catalog_url)}
-        )
-        self._start_flyer_delivery(flyer)
+        if self.catalog_url is not None:
+            flyer = self._pool(
+                "FlyerFunction", 1, {DB_SSL_CA: "", **db_environ_from_url(self.catalog_url)}
+            )
+            self._start_flyer_delivery(flyer)
         self._serve_http_api(HttpApi(self._routes(purchase), self._local_pages))
 
-    def _start_catalog(self) -> str:
+    def _start_catalog(self) -> str | None:
         if self.config.database_url:
             _check_database(self.config.database_url)
             return self.config.database_url
-        from offline.embedded_mysql import EmbeddedMysql
-
-        # It logs every error it answers, such as the first migration's "no such table".
-        logging.getLogger("mysql_mimic").setLevel(logging.CRITICAL)
-        catalog = self._exit.enter_context(EmbeddedMysql(None))
-        return str(catalog.url)
+        bin_dir = self.config.mariadb_bin_dir
+        binaries = mariadb_server.find_binaries(
+            str(bin_dir) if bin_dir else mariadb_server.DEFAULT_SEARCH_PATH
+        )
+        # apt-get installs into the usual places only: a MARIADB_BIN_DIR of one's own is not one.
+        if binaries is None and bin_dir is None and mariadb_server.can_install():
+            print("make local: mariadbd is missing, installing mariadb-server...", flush=True)
+            mariadb_server.install()
+            binaries = mariadb_server.find_binaries()
+        if binaries is None:
+            where = f" in MARIADB_BIN_DIR {bin_dir}" if bin_dir else ""
+            print(
+                f"make local: flyer ingestion is off: no mariadbd found{where};"
+                f" {mariadb_server.INSTALL_HINT}, or set DATABASE_URL",
+                file=sys.stderr,
+                flush=True,
+            )
+            return None
+        try:
+            server = mariadb_server.start_mariadb(binaries)
+        except mariadb_server.MariaDBUnavailableError as error:
+            raise ConfigError(f"the catalog's MariaDB did not start: {error}") from None
+        self._exit.callback(server.stop)
+        admin = pymysql.connect(host=server.host, port=server.port, user=server.user)
+        with contextlib.closing(admin), admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {LOCAL_CATALOG} CHARACTER SET utf8mb4")
+        return server.url(LOCAL_CATALOG)
 
     def _pool(
         self, logical_id: str, concurrency: int, local_values: Mapping[str, str]
@@ -337,7 +374,8 @@ class LocalStack:
                     "ticketPrice": {"N": str(show.ticket_price)},
                 },
             )
-        load_catalog(self.catalog_url, self.shows)
+        if self.catalog_url is not None:
+            load_catalog(self.catalog_url, self.shows)
 
     # ------------------------------------------------------------------ flyers
     def _start_flyer_delivery(self, flyer: LambdaPool) -> None:
@@ -406,8 +444,11 @@ class LocalStack:
 
     # ------------------------------------------------------------------ banner
     def banner(self) -> str:
-        catalog = _hide_password(self.catalog_url)
-        kind = "DATABASE_URL" if self.config.database_url else "embedded"
+        if self.catalog_url is None:
+            catalog = "none: flyer ingestion is off (no MariaDB, no DATABASE_URL)"
+        else:
+            kind = "DATABASE_URL" if self.config.database_url else "a throwaway MariaDB"
+            catalog = f"{_hide_password(self.catalog_url)} ({kind})"
         tables = ", ".join(cfn_template.resources_of_type(self.template, "AWS::DynamoDB::Table"))
         sale = json.dumps(
             {
@@ -427,7 +468,7 @@ class LocalStack:
             f"  tables            {tables}",
             f"  state machine     {self.state_machine_arn}",
             f"  flyers bucket     s3://{self.bucket}",
-            f"  events catalog    {catalog} ({kind})",
+            f"  events catalog    {catalog}",
             f"  shows             {len(self.shows)} from {_relative(self.config.shows_file)}",
             f"  execution traces  {self.api_url}/_local/traces  or  make traces [EXECUTION=name]",
             "",
@@ -440,12 +481,12 @@ class LocalStack:
                 ensure_ascii=False,
             )
             lines.append(f"  curl -s -X POST {self.api_url}/purchases -d '{body}'")
-        lines += [
-            f"  aws --endpoint-url {self.aws_url} s3 cp flyer.png"
-            f" 's3://{self.bucket}/{self.shows[0].name}.png'",
-            "",
-            "Ready.",
-        ]
+        if self.catalog_url is not None:
+            lines.append(
+                f"  aws --endpoint-url {self.aws_url} s3 cp flyer.png"
+                f" 's3://{self.bucket}/{self.shows[0].name}.png'"
+            )
+        lines += ["", "Ready."]
         return "\n".join(lines)
 
     def wait(self) -> None:

@@ -1,17 +1,18 @@
-"""`make local` as a subprocess, the way a user starts and stops it (tests and benchmarks)."""
+"""`make local` as a subprocess, the way a user starts and stops it."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
+
+from offline.mariadb_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,13 +72,6 @@ class RunningStack:
         return [
             line for line in listing.splitlines() if line.split(None, 2)[1] == str(self.process.pid)
         ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def ports() -> dict[str, str]:

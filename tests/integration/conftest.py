@@ -22,7 +22,7 @@ from urllib.parse import quote
 import pymysql
 import pytest
 
-from tests.mariadb_server import find_binaries, start_mariadb
+from offline.mariadb_server import INSTALL_HINT, find_binaries, start_mariadb
 
 
 @dataclass(frozen=True)
@@ -68,16 +68,17 @@ def mysql_server() -> Iterator[Server]:
             password=settings["DB_PASSWORD"],
         )
         return
-    if find_binaries() is None:
+    binaries = find_binaries()
+    if binaries is None:
         message = (
             "No MySQL server for the flyer tests: mariadbd and mariadb-install-db are not"
-            " installed (install mariadb-server, or set TEST_DATABASE_URL)"
+            f" installed ({INSTALL_HINT}, or set TEST_DATABASE_URL)"
         )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
     # Installed but not starting is a failure everywhere, not a reason to skip.
-    server = start_mariadb(tls=True)
+    server = start_mariadb(binaries, tls=True)
     try:
         yield Server(
             host=server.host,

@@ -18,9 +18,9 @@ from events_db import EventsDb, FlyerOutcome, open_connection
 from events_schema import MIGRATIONS_DIR, apply_migrations
 from flyer_config import DbSettings, db_environ_from_url
 from flyer_records import FlyerUpload, MalformedRecordError, normalise_sequencer
+from offline.mariadb_server import free_port
 from tests.events import load_event
 from tests.integration.conftest import Catalog, FlyerLogs, Server
-from tests.mariadb_server import free_port
 
 BUCKET = "s3://ticketera-flyers-example"
 Metrics = Callable[[], dict[str, float]]
@@ -405,7 +405,7 @@ def test_open_connection_with_other_ca_bundle_refuses_server(
     catalog: Catalog, tmp_path: Path
 ) -> None:
     _require_own_ca(catalog.server)
-    from tests.mariadb_server import make_tls_files
+    from offline.mariadb_server import make_tls_files
 
     other_ca = make_tls_files(tmp_path).ca_cert
 

@@ -20,8 +20,9 @@ import boto3
 import pytest
 
 from offline.local_stack import connect_catalog
+from offline.mariadb_server import free_port
 from tests.integration.conftest import Server
-from tests.local_stack_process import ROOT, RunningStack, free_port, ports
+from tests.local_stack_process import ROOT, RunningStack, ports
 
 API = "http://127.0.0.1:3000"
 AWS = "http://127.0.0.1:4566"
@@ -30,9 +31,9 @@ SOLD_OUT = "Agotado Fest"
 VISA = "4111 1111 1111 1111"
 
 
-def post(body: Any, path: str = "/purchases") -> tuple[int, dict[str, Any]]:
+def post(body: Any, path: str = "/purchases", api: str = API) -> tuple[int, dict[str, Any]]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(f"{API}{path}", data=data, method="POST")
+    request = urllib.request.Request(f"{api}{path}", data=data, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -71,7 +72,7 @@ def tickets_left(show: str) -> int:
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    """`make local` with its defaults: ports 3000 and 4566, the embedded catalog, demo shows."""
+    """`make local` with its defaults: ports 3000 and 4566, its own MariaDB, the demo shows."""
     stack = RunningStack({})
     stack.wait_ready()
     yield stack
@@ -110,14 +111,14 @@ def test_local_stack_seed_scenarios_over_http(local_stack: RunningStack) -> None
     user = f"seed-{uuid.uuid4().hex[:8]}"
     body = {"userId": user, "showId": SHOW, "cardNumber": VISA}
     before = tickets_left(SHOW)
-    # Scenario 1: no claim yet -> sold
+    # Seed scenario 1, new buyer: no claim yet -> sold
     assert post(body)[0] == 200
-    # Scenario 3: COMPLETED -> a new purchase is allowed
+    # Scenario 3, buy again after a sale: COMPLETED -> a new purchase is allowed
     assert post(body)[0] == 200
-    # Scenario 2: an unexpired IN_PROGRESS claim blocks the buyer
+    # Scenario 2, purchase in progress: an unexpired IN_PROGRESS claim blocks the buyer
     put_claim(f"{user}-{SHOW}", "IN_PROGRESS")
     assert post(body) == (400, {"message": "Purchase already in progress."})
-    # Scenario 4: FAILED -> allowed again
+    # Scenario 4, retry after a failure: FAILED -> allowed again
     put_claim(f"{user}-{SHOW}", "FAILED")
     assert post(body)[0] == 200
     assert tickets_left(SHOW) == before - 3
@@ -335,4 +336,26 @@ def test_local_stack_on_mysql_stores_flyers_answers_500_and_stops_cleanly(
         # THEN Ctrl-C stops everything it started
         stack.stop()
     assert "Stopping..." in stack.text
+    assert stack.processes_left() == []
+
+
+def test_local_stack_without_mariadb_sells_and_says_flyer_ingestion_is_off(tmp_path: Path) -> None:
+    # GIVEN no DATABASE_URL and no mariadbd where make local is told to look for it
+    env = {**ports(), "DATABASE_URL": "", "MARIADB_BIN_DIR": str(tmp_path)}
+    stack = RunningStack(env)
+    try:
+        stack.wait_ready()
+        # THEN it says how to get one, and the banner says flyers are not ingested
+        assert "make local: flyer ingestion is off: no mariadbd found in MARIADB_BIN_DIR" in (
+            stack.text
+        )
+        assert "apt-get install mariadb-server" in stack.text
+        assert re.search(r"events catalog\s+none: flyer ingestion is off", stack.text)
+        assert "s3 cp flyer.png" not in stack.text
+        # AND a purchase still sells
+        body = {"userId": "no-db", "showId": SHOW, "cardNumber": VISA}
+        status, answer = post(body, api=f"http://127.0.0.1:{env['LOCAL_API_PORT']}")
+        assert (status, answer["message"]) == (200, "Purchase completed.")
+    finally:
+        stack.stop()
     assert stack.processes_left() == []

@@ -150,7 +150,7 @@ def test_fault_sale_failing_throughout_marks_failed_and_sells_nothing(
     assert claim["status"]["S"] == "FAILED"
     assert claim["failureReason"]["S"] == "DynamoDb.InternalServerErrorException"
     assert show.tickets_left(SHOW) == STOCK and show.sales(SHOW) == []
-    # FAILED frees the buyer at once (Finished claims free the buyer).
+    # FAILED frees the buyer at once (finished claims free the buyer).
     faults.clear()
     assert buy(lambda_context)[0] == 200
     assert_sale_rules_hold(show)
@@ -211,7 +211,7 @@ def test_fault_workflow_dies_after_the_claim_sells_nothing_and_lease_frees_the_b
     assert claim_status(show) == "IN_PROGRESS"
     assert show.tickets_left(SHOW) == STOCK
     assert buy(lambda_context) == (400, {"message": "Purchase already in progress."})
-    # ...until its lease runs out (Claims expire)
+    # ...until its lease runs out (claims expire)
     show.dynamodb.update_item(
         TableName="LambdaExecutionLog",
         Key={"executionId": {"S": ANA}},
@@ -317,7 +317,7 @@ def rules_hold_then_the_buyer_is_free(
     stack: PurchaseStack, faults: Faults, context: Any, path: str
 ) -> None:
     """No oversell and no lost ticket hold; once the faults stop and any stale claim's lease has
-    run out, the same buyer gets an ordinary answer again (Claims expire)."""
+    run out, the same buyer gets an ordinary answer again (claims expire)."""
     faults.clear()
     left = stack.tickets_left(SHOW)
     stock = 1 if path == "sold-out" else STOCK

@@ -1,4 +1,4 @@
-"""A throwaway MariaDB server in a temporary directory, for tests and the local stack."""
+"""A throwaway MariaDB server in a temporary directory, for the tests and for `make local`."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from pathlib import Path
 import pymysql
 
 # Debian puts the server in /usr/sbin, which is not on every user's PATH.
-_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+DEFAULT_SEARCH_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+# The one line that says how to get the binaries where this module cannot install them.
+INSTALL_HINT = "install the mariadb-server package (Debian, Ubuntu: apt-get install mariadb-server)"
 _START_ATTEMPTS = 3
 
 
 class MariaDBUnavailableError(RuntimeError):
-    """The MariaDB binaries are missing or the server would not start."""
+    """The MariaDB server would not install its data directory or start."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,10 @@ class MariaDBServer:
     user: str = "root"
     password: str = ""
 
+    def url(self, database: str) -> str:
+        """The DATABASE_URL of `database` on this server, as root (who has no password)."""
+        return f"mysql://{self.user}@{self.host}:{self.port}/{database}"
+
     def stop(self) -> None:
         """Stop the server and delete its data directory."""
         if self.process.poll() is None:
@@ -58,13 +64,28 @@ class MariaDBServer:
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
-def find_binaries() -> tuple[str, str] | None:
+def find_binaries(search_path: str = DEFAULT_SEARCH_PATH) -> tuple[str, str] | None:
     """Paths of `mariadb-install-db` and `mariadbd`, or None when either is missing."""
-    install_db = shutil.which("mariadb-install-db", path=_SEARCH_PATH)
-    server = shutil.which("mariadbd", path=_SEARCH_PATH)
+    install_db = shutil.which("mariadb-install-db", path=search_path)
+    server = shutil.which("mariadbd", path=search_path)
     if install_db is None or server is None:
         return None
     return install_db, server
+
+
+def can_install() -> bool:
+    """Whether `install` may work here: root on a machine with apt-get (Debian, Ubuntu)."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def install() -> None:
+    """Install mariadb-server with apt-get, non-interactively, as `.ci/run` does."""
+    environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "mariadb-server"],
+    ):
+        subprocess.run(command, env=environ, stdout=subprocess.DEVNULL, check=False)
 
 
 def free_port() -> int:
@@ -151,16 +172,16 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
-def start_mariadb(*, tls: bool = False, timeout: float = 30.0) -> MariaDBServer:
+def start_mariadb(
+    binaries: tuple[str, str], *, tls: bool = False, timeout: float = 30.0
+) -> MariaDBServer:
     """Install a fresh data directory in a temp dir and start a server on a free port.
 
-    With `tls`, the server also offers TLS with a certificate from a private CA made for the
-    occasion (`server.tls.ca_cert` verifies it). Raises MariaDBUnavailableError when the binaries
-    are missing or the server does not accept connections within `timeout` seconds.
+    `binaries` are what `find_binaries` found. With `tls`, the server also offers TLS with a
+    certificate from a private CA made for the occasion (`server.tls.ca_cert` verifies it).
+    Raises MariaDBUnavailableError when the server does not accept connections within `timeout`
+    seconds.
     """
-    binaries = find_binaries()
-    if binaries is None:
-        raise MariaDBUnavailableError("mariadb-install-db and mariadbd are not installed")
     install_db, server_binary = binaries
     # The server refuses to run as root unless told which user to run as; this works for anyone.
     user = pwd.getpwuid(os.getuid()).pw_name
