@@ -493,7 +493,6 @@ def _check_database(url: str) -> None:
 def load_catalog(url: str, shows: list[Show]) -> None:
     """Apply the flyer function's migrations to the catalog and upsert the shows."""
     from events_schema import apply_migrations
-
     from show_catalog import ShowSpec, upsert_show
 
     connection = connect_catalog(url)
