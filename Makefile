@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 # sam build calls no AWS service: a region and dummy credentials keep it from looking for real ones.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: dev lint test local traces bench reliability build deploy clean
+.PHONY: dev lint test local show traces bench reliability build deploy clean
 
 dev: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
@@ -47,6 +47,13 @@ test: lint
 # The whole system offline: HTTP API on :3000, AWS endpoint on :4566. Ctrl-C stops it.
 local: $(VENV)/.installed
 	$(BIN)/python -m offline
+
+# Create or update a show in the catalog and ShowTickets (docs/catalog.md):
+#   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [STACK=ticketera]
+# Without STACK it writes to `make local` (DATABASE_URL: the catalog URL its banner prints).
+show: $(VENV)/.installed
+	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show \
+		--name "$$NAME" --price "$$PRICE" --tickets "$$TICKETS" --stack "$$STACK"
 
 # Recent executions of the local state machine, or one's trace: make traces EXECUTION=name
 traces: $(VENV)/.installed

@@ -1,4 +1,4 @@
-"""Variable cost per million purchases and idle monthly cost, read from template.yaml and the ASL.
+"""Cost per million purchases, the idle bill and the monthly bill, from template.yaml and the ASL.
 
 Pure and deterministic: no clock, no network. Prices and billing rules come from
 bench/prices.json; what the workflow writes and reads is counted by walking the state machine's
@@ -13,17 +13,20 @@ import dataclasses
 import datetime
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offline.cfn_template import function_logging_config
+from offline.cfn_template import as_deployed, function_logging_config
 
 PRICES_PATH = Path(__file__).with_name("prices.json")
 
 # The cost design's targets, in one place: the report and tests/unit/test_cost_model.py use these.
 TARGET_PER_MILLION_SALES = 7.00
+TARGET_IDLE_PER_MONTH = 1.00
+TARGET_MONTHLY_AT_10K_SALES = 1.50
 NAIVE_MIN_RATIO = 15.0
 
 HOURS_PER_MONTH = 730
@@ -37,6 +40,24 @@ REQUEST_PATH = "request path"
 EXECUTION_LOGS = "execution logs"
 FUNCTION_LOGS = "function logs"
 TRACING = "tracing"
+ACCESS_LOGS = "access logs"
+COLD_STARTS = "cold starts"
+
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+# The template parameter that picks the catalog database; the model prices each of its values.
+CATALOG_PARAMETER = "CatalogDatabase"
+# What each $context variable of an access log format expands to, for a typical purchase
+# (ids and times have fixed lengths); an unknown variable counts as UNKNOWN_CONTEXT_VALUE.
+ACCESS_LOG_SAMPLE_VALUES = {
+    "$context.requestId": "Ab1CdEfGhIjKlMn=",
+    "$context.identity.sourceIp": "203.0.113.10",
+    "$context.requestTime": "29/Nov/2026:10:00:00 +0000",
+    "$context.routeKey": "POST /purchases",
+    "$context.status": "200",
+    "$context.responseLength": "170",
+    "$context.integrationErrorMessage": "-",
+}
+UNKNOWN_CONTEXT_VALUE = "x" * 16
 
 LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 # Which execution history events each level sends to CloudWatch Logs
@@ -236,6 +257,87 @@ class Assumptions:
         },
     )
 
+    purchase_init_ms: float = field(
+        default=400.0,
+        metadata={
+            "unit": "ms per cold start",
+            "why": "INIT of the purchase function at 128 MB (runtime, boto3, Powertools, the "
+            "layer), billed since 1 August 2025. The cold start proxy measures the imports "
+            "at about 160 ms on a faster CPU; 400 ms allows for a Graviton at 1/14 of a vCPU.",
+        },
+    )
+    busy_cold_start_fraction: float = field(
+        default=0.01,
+        metadata={
+            "unit": "of invocations",
+            "why": "Share of cold starts once requests keep environments warm (above one a "
+            "second): AWS's analysis of production workloads puts it under 1%. Below one "
+            "request a second every invocation is counted cold, an upper bound.",
+        },
+    )
+    aurora_storage_gb: float = field(
+        default=1.0,
+        metadata={
+            "unit": "GB",
+            "why": "Aurora storage the catalog uses: a few thousand rows of a few hundred bytes "
+            "plus the engine's own tables. Aurora bills what is used, rounded here up to 1 GB.",
+        },
+    )
+    aurora_awake_acu: float = field(
+        default=0.5,
+        metadata={
+            "unit": "ACU",
+            "why": "Capacity of a resumed instance serving a few flyer UPDATEs: the smallest "
+            "non-zero step of Serverless v2.",
+        },
+    )
+    aurora_resume_seconds: float = field(
+        default=15.0,
+        metadata={
+            "unit": "s",
+            "why": "Typical resume after a pause (Aurora user guide; up to about 30 s after a "
+            "day paused). The first flyer function of a burst waits it out, billed.",
+        },
+    )
+    flyer_uploads_per_burst: int = field(
+        default=10,
+        metadata={
+            "unit": "uploads",
+            "why": "An organiser uploads a season's flyers, or runs `make show` for a few shows, "
+            "in one sitting: one resume, then the cluster pauses again.",
+        },
+    )
+    flyer_bursts_per_month: int = field(
+        default=30,
+        metadata={
+            "unit": "bursts a month",
+            "why": "One sitting a day: each wakes the catalog and keeps it up for the auto-pause "
+            "delay after its last connection.",
+        },
+    )
+    flyer_invocation_ms: float = field(
+        default=100.0,
+        metadata={
+            "unit": "ms",
+            "why": "A flyer invocation once the catalog is awake: connect over TLS, one "
+            "UPDATE, close.",
+        },
+    )
+    flyer_init_ms: float = field(
+        default=300.0,
+        metadata={
+            "unit": "ms per cold start",
+            "why": "INIT of the flyer function (Powertools, PyMySQL); one per burst.",
+        },
+    )
+    aurora_io_per_upload: float = field(
+        default=20.0,
+        metadata={
+            "unit": "I/O requests",
+            "why": "Storage reads and writes of one flyer UPDATE and its index, generously.",
+        },
+    )
+
 
 ASSUMPTIONS = Assumptions()
 
@@ -279,9 +381,15 @@ class Design:
     step_memory_mb: int = 0
     # Lambda's START, END and REPORT lines: left out when the system log level is above INFO.
     lambda_system_logs: bool = True
+    # One line per request written by the API's access logging, 0 when it is off.
+    access_log_line_bytes: int = 0
 
     def with_logging(self, logging: Logging) -> Design:
         return dataclasses.replace(self, logging=logging)
+
+    def at_monthly_volume(self, purchases: int) -> Design:
+        """The design at the steady request rate of `purchases` a month."""
+        return dataclasses.replace(self, request_rate_per_second=purchases / SECONDS_PER_MONTH)
 
 
 def design_from_template(template: Mapping[str, Any]) -> Design:
@@ -309,7 +417,24 @@ def design_from_template(template: Mapping[str, Any]) -> Design:
         or bool(machine.get("Tracing", {}).get("Enabled", False)),
         request_rate_per_second=_api_rate_limit(template, api_event),
         lambda_system_logs=_system_log_level(template, logical_id) in ("DEBUG", "INFO"),
+        access_log_line_bytes=_access_log_line_bytes(template, api_event),
     )
+
+
+def _access_log_line_bytes(template: Mapping[str, Any], api_event: Mapping[str, Any]) -> int:
+    """Bytes of one access log line of the API the function's event belongs to."""
+    api_ref = api_event.get("Properties", {}).get("ApiId", {})
+    api_id = api_ref.get("Ref") if isinstance(api_ref, Mapping) else None
+    api = template["Resources"].get(api_id, {}) if api_id else {}
+    log_format = api.get("Properties", {}).get("AccessLogSettings", {}).get("Format")
+    if not log_format:
+        return 0
+    line = re.sub(
+        r"\$context\.[A-Za-z.]+",
+        lambda found: ACCESS_LOG_SAMPLE_VALUES.get(found.group(0), UNKNOWN_CONTEXT_VALUE),
+        str(log_format),
+    )
+    return len(line.encode()) + 1  # and its newline
 
 
 def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
@@ -686,6 +811,11 @@ def xray_sampled_fraction(request_rate_per_second: float, prices: PriceTable) ->
     return traced / request_rate_per_second
 
 
+def cold_start_fraction(request_rate_per_second: float, assumptions: Assumptions) -> float:
+    """Share of invocations that start an execution environment at a steady request rate."""
+    return 1.0 if request_rate_per_second <= 1.0 else assumptions.busy_cold_start_fraction
+
+
 def cost_per_million(
     design: Design,
     machine: StateMachine,
@@ -791,6 +921,22 @@ def cost_per_million(
         function_bytes / GB * per_gb_logged * MILLION,
         FUNCTION_LOGS,
     )
+    if design.access_log_line_bytes:
+        add(
+            f"{design.api} API access logs",
+            f"{design.access_log_line_bytes} bytes",
+            design.access_log_line_bytes / GB * per_gb_logged * MILLION,
+            ACCESS_LOGS,
+        )
+    if prices.rule("lambda_init_billed"):
+        cold = cold_start_fraction(design.request_rate_per_second, assumptions)
+        init_gb_seconds = design.memory_mb / 1024 * assumptions.purchase_init_ms / 1000
+        add(
+            "Lambda INIT (cold starts)",
+            f"{cold:.0%} of invocations x {assumptions.purchase_init_ms:.0f} ms",
+            invocations * cold * init_gb_seconds * per_gb_second * MILLION,
+            COLD_STARTS,
+        )
     if design.tracing:
         fraction = xray_sampled_fraction(design.request_rate_per_second, prices)
         add(
@@ -833,13 +979,29 @@ IDLE_BILLED_TYPES = {
 }
 
 
-def idle_monthly_cost(template: Mapping[str, Any], prices: PriceTable) -> tuple[IdleItem, ...]:
-    """What the stack bills per month with no traffic at all."""
+def catalog_choices(template: Mapping[str, Any]) -> tuple[str, ...]:
+    """The values of the template's catalog parameter, its default first."""
+    parameter = template["Parameters"][CATALOG_PARAMETER]
+    others = [value for value in parameter["AllowedValues"] if value != parameter["Default"]]
+    return (str(parameter["Default"]), *others)
+
+
+def deployed_with_catalog(template: Mapping[str, Any], choice: str) -> dict[str, Any]:
+    """The template as deployed with this catalog database (Conditions evaluated)."""
+    return as_deployed(template, {CATALOG_PARAMETER: choice})
+
+
+def idle_monthly_cost(
+    deployed: Mapping[str, Any], prices: PriceTable, assumptions: Assumptions = ASSUMPTIONS
+) -> tuple[IdleItem, ...]:
+    """What a deployed template (see `deployed_with_catalog`) bills a month with no traffic."""
     items: list[IdleItem] = []
-    for logical_id, resource in template["Resources"].items():
+    for logical_id, resource in deployed["Resources"].items():
         kind = resource["Type"]
         properties = resource.get("Properties", {})
-        if kind == "AWS::RDS::DBInstance":
+        if kind == "AWS::RDS::DBCluster":
+            items.extend(_aurora_idle_cost(deployed, logical_id, prices, assumptions))
+        elif kind == "AWS::RDS::DBInstance" and "DBClusterIdentifier" not in properties:
             items.extend(_database_idle_cost(logical_id, properties, prices))
         elif kind == "AWS::EC2::VPCEndpoint" and properties.get("VpcEndpointType") in (
             None,
@@ -853,6 +1015,65 @@ def idle_monthly_cost(template: Mapping[str, Any], prices: PriceTable) -> tuple[
         elif kind == "AWS::DynamoDB::Table" and properties.get("BillingMode") != "PAY_PER_REQUEST":
             items.append(IdleItem(logical_id, "provisioned capacity: billed per hour", None))
     return tuple(items)
+
+
+def pause_blockers(deployed: Mapping[str, Any], cluster_id: str) -> list[str]:
+    """What in the template keeps an Aurora Serverless v2 cluster from pausing at 0 ACU."""
+    resources = deployed["Resources"]
+    cluster = resources[cluster_id]["Properties"]
+    blockers = []
+    scaling = cluster.get("ServerlessV2ScalingConfiguration")
+    if scaling is None or float(scaling.get("MinCapacity", 0.5)) > 0:
+        blockers.append("minimum capacity above 0 ACU")
+    if any(resource["Type"] == "AWS::RDS::DBProxy" for resource in resources.values()):
+        blockers.append("an RDS Proxy")
+    group = cluster.get("DBClusterParameterGroupName")
+    if isinstance(group, Mapping) and "Ref" in group:
+        parameters = resources[group["Ref"]]["Properties"].get("Parameters", {})
+        if str(parameters.get("binlog_format", "OFF")).upper() != "OFF":
+            blockers.append("a binary log")
+    if cluster.get("EnableCloudwatchLogsExports"):
+        blockers.append("log exports")
+    for logical_id, resource in resources.items():
+        properties = resource.get("Properties", {})
+        if properties.get("DBClusterIdentifier") != {"Ref": cluster_id}:
+            continue
+        if int(properties.get("MonitoringInterval", 0)):
+            blockers.append(f"enhanced monitoring on {logical_id}")
+        if properties.get("EnablePerformanceInsights"):
+            blockers.append(f"Performance Insights on {logical_id}")
+    return blockers
+
+
+def _aurora_idle_cost(
+    deployed: Mapping[str, Any], logical_id: str, prices: PriceTable, assumptions: Assumptions
+) -> list[IdleItem]:
+    cluster = deployed["Resources"][logical_id]["Properties"]
+    storage = IdleItem(
+        f"{logical_id}: storage",
+        f"{assumptions.aurora_storage_gb:g} GB Aurora Standard x "
+        f"${prices.price('aurora_standard_storage_per_gb_month'):.2f}/GB-month",
+        assumptions.aurora_storage_gb * prices.price("aurora_standard_storage_per_gb_month"),
+    )
+    per_acu_hour = prices.price("aurora_serverless_v2_per_acu_hour")
+    blockers = pause_blockers(deployed, logical_id)
+    if not blockers:
+        pause = cluster["ServerlessV2ScalingConfiguration"].get("SecondsUntilAutoPause", 300)
+        compute = IdleItem(
+            f"{logical_id}: capacity (Serverless v2)",
+            f"0 ACU: pauses {pause} s after its last connection",
+            0.0,
+        )
+    else:
+        scaling = cluster.get("ServerlessV2ScalingConfiguration", {})
+        acu = max(float(scaling.get("MinCapacity", 0.5)), assumptions.aurora_awake_acu)
+        compute = IdleItem(
+            f"{logical_id}: capacity (Serverless v2)",
+            f"never pauses ({', '.join(blockers)}): {acu:g} ACU x {HOURS_PER_MONTH} h x "
+            f"${per_acu_hour:.2f}",
+            acu * HOURS_PER_MONTH * per_acu_hour,
+        )
+    return [compute, storage]
 
 
 def _database_idle_cost(
@@ -882,3 +1103,131 @@ def _database_idle_cost(
 
 def idle_total(items: Sequence[IdleItem]) -> float:
     return sum(item.usd_per_month or 0.0 for item in items)
+
+
+# ---------------------------------------------------------------------- bursts and the month
+
+
+@dataclass(frozen=True)
+class MonthlyItem:
+    label: str
+    detail: str
+    usd_per_month: float
+
+
+def flyer_burst_cost(
+    deployed: Mapping[str, Any], prices: PriceTable, assumptions: Assumptions = ASSUMPTIONS
+) -> tuple[MonthlyItem, ...]:
+    """What one burst of flyer uploads costs: the catalog waking for it, I/O and the function."""
+    items: list[MonthlyItem] = []
+    uploads = assumptions.flyer_uploads_per_burst
+    resume_wait_s = 0.0
+    for logical_id, resource in deployed["Resources"].items():
+        if resource["Type"] != "AWS::RDS::DBCluster" or pause_blockers(deployed, logical_id):
+            continue  # an instance that never pauses bills nothing more for a burst
+        pause = resource["Properties"]["ServerlessV2ScalingConfiguration"].get(
+            "SecondsUntilAutoPause", 300
+        )
+        resume_wait_s = assumptions.aurora_resume_seconds
+        awake_s = resume_wait_s + uploads * assumptions.flyer_invocation_ms / 1000 + pause
+        items.append(
+            MonthlyItem(
+                f"{logical_id}: awake for the burst",
+                f"{assumptions.aurora_awake_acu:g} ACU x {awake_s:.0f} s (resume, "
+                f"{uploads} uploads, {pause} s until it pauses again)",
+                assumptions.aurora_awake_acu
+                * awake_s
+                / 3600
+                * prices.price("aurora_serverless_v2_per_acu_hour"),
+            )
+        )
+        ios = uploads * assumptions.aurora_io_per_upload
+        items.append(
+            MonthlyItem(
+                f"{logical_id}: I/O",
+                f"{ios:g} requests",
+                ios / MILLION * prices.price("aurora_standard_per_million_io_requests"),
+            )
+        )
+    flyer = deployed["Resources"]["FlyerFunction"]["Properties"]
+    defaults = deployed.get("Globals", {}).get("Function", {})
+    memory_gb = int(flyer.get("MemorySize", defaults.get("MemorySize", 128))) / 1024
+    architecture = str((flyer.get("Architectures") or defaults.get("Architectures"))[0])
+    billed_ms = (
+        resume_wait_s * 1000
+        + uploads * assumptions.flyer_invocation_ms
+        + prices.rule("lambda_init_billed") * assumptions.flyer_init_ms
+    )
+    items.append(
+        MonthlyItem(
+            "FlyerFunction",
+            f"{uploads} invocations, {billed_ms / 1000:.1f} s billed (INIT and the resume "
+            "wait included)",
+            uploads * prices.price("lambda_per_million_requests") / MILLION
+            + memory_gb * billed_ms / 1000 * prices.price(f"lambda_{architecture}_per_gb_second"),
+        )
+    )
+    return tuple(items)
+
+
+@dataclass(frozen=True)
+class MonthlyBill:
+    """The whole bill of a month with `sales` purchases, all of them sales."""
+
+    catalog: str
+    sales: int
+    items: tuple[MonthlyItem, ...]
+
+    @property
+    def total(self) -> float:
+        return sum(item.usd_per_month for item in self.items)
+
+
+def monthly_bill(
+    template: Mapping[str, Any],
+    catalog: str,
+    sales: int,
+    machine: StateMachine,
+    observed_sale: ObservedExecution,
+    prices: PriceTable,
+    assumptions: Assumptions = ASSUMPTIONS,
+) -> MonthlyBill:
+    """Idle bill + `sales` sales at their steady monthly rate + the month's flyer bursts.
+
+    X-Ray is counted after its perpetual free tier (100,000 traces a month); every other
+    free tier is left out, since an account may spend it on something else.
+    """
+    deployed = deployed_with_catalog(template, catalog)
+    items = [
+        MonthlyItem(item.label, item.detail, item.usd_per_month or 0.0)
+        for item in idle_monthly_cost(deployed, prices, assumptions)
+    ]
+    design = design_from_template(deployed).at_monthly_volume(sales)
+    per_million = cost_per_million(design, machine, SALE, observed_sale, prices, assumptions)
+    items.append(
+        MonthlyItem(
+            "sales: requests, workflow, DynamoDB, logs, INIT",
+            f"{sales:,} x ${per_million.total_without(TRACING):.2f} per million",
+            per_million.total_without(TRACING) * sales / MILLION,
+        )
+    )
+    if design.tracing:
+        traces = sales * xray_sampled_fraction(design.request_rate_per_second, prices)
+        billed = max(0.0, traces - prices.rule("xray_free_traces_per_month"))
+        items.append(
+            MonthlyItem(
+                "sales: X-Ray traces",
+                f"{traces:,.0f} traced at {design.request_rate_per_second:.2g} requests/s, "
+                f"{billed:,.0f} beyond the free 100,000",
+                billed / MILLION * prices.price("xray_per_million_traces_recorded"),
+            )
+        )
+    burst = sum(item.usd_per_month for item in flyer_burst_cost(deployed, prices, assumptions))
+    items.append(
+        MonthlyItem(
+            "flyer bursts",
+            f"{assumptions.flyer_bursts_per_month} x ${burst:.4f}",
+            assumptions.flyer_bursts_per_month * burst,
+        )
+    )
+    return MonthlyBill(catalog, sales, tuple(items))

@@ -49,6 +49,64 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     return template
 
 
+def as_deployed(
+    template: Mapping[str, Any], parameters: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The template as CloudFormation would deploy it with these parameter values (defaults
+    for the rest): resources and outputs whose Condition is false left out, every Fn::If
+    replaced by the branch it picks."""
+    values = {
+        name: str(parameter.get("Default", ""))
+        for name, parameter in template.get("Parameters", {}).items()
+    }
+    values.update(parameters or {})
+    unknown = set(parameters or {}) - set(template.get("Parameters", {}))
+    if unknown:
+        raise ValueError(f"the template has no parameter {sorted(unknown)}")
+    definitions = template.get("Conditions", {})
+
+    def holds(condition: Any) -> bool:
+        if isinstance(condition, str):
+            return holds(definitions[condition])
+        ((function, arguments),) = condition.items()
+        if function == "Condition":
+            return holds(arguments)
+        if function == "Fn::Equals":
+            left, right = (resolve_value(argument) for argument in arguments)
+            return bool(left == right)
+        if function == "Fn::Not":
+            return not holds(arguments[0])
+        if function == "Fn::And":
+            return all(holds(argument) for argument in arguments)
+        if function == "Fn::Or":
+            return any(holds(argument) for argument in arguments)
+        raise ValueError(f"unsupported condition function {function}")
+
+    def resolve_value(value: Any) -> Any:
+        if isinstance(value, Mapping) and set(value) == {"Ref"} and value["Ref"] in values:
+            return values[value["Ref"]]
+        return value
+
+    def pick(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            if set(node) == {"Fn::If"}:
+                condition, when_true, when_false = node["Fn::If"]
+                return pick(when_true if holds(condition) else when_false)
+            return {key: pick(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [pick(item) for item in node]
+        return node
+
+    deployed = dict(template)
+    for section in ("Resources", "Outputs"):
+        deployed[section] = {
+            logical_id: pick(entry)
+            for logical_id, entry in template.get(section, {}).items()
+            if "Condition" not in entry or holds(entry["Condition"])
+        }
+    return deployed
+
+
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     return {
         logical_id: resource

@@ -482,10 +482,13 @@ class LocalStack:
             )
             lines.append(f"  curl -s -X POST {self.api_url}/purchases -d '{body}'")
         if self.catalog_url is not None:
-            lines.append(
+            # The organiser's command needs the catalog's own URL: a DATABASE_URL is not repeated.
+            url = "$DATABASE_URL" if self.config.database_url else f"'{self.catalog_url}'"
+            lines += [
                 f"  aws --endpoint-url {self.aws_url} s3 cp flyer.png"
-                f" 's3://{self.bucket}/{self.shows[0].name}.png'"
-            )
+                f" 's3://{self.bucket}/{self.shows[0].name}.png'",
+                f"  make show NAME='New show' PRICE=20 TICKETS=100 DATABASE_URL={url}",
+            ]
         lines += ["", "Ready."]
         return "\n".join(lines)
 
@@ -534,17 +537,13 @@ def _check_database(url: str) -> None:
 def load_catalog(url: str, shows: list[Show]) -> None:
     """Apply the flyer function's migrations to the catalog and upsert the shows."""
     from events_schema import apply_migrations
+    from show_catalog import ShowSpec, upsert_show
 
     connection = connect_catalog(url)
-    with contextlib.closing(connection), connection.cursor() as cursor:
+    with contextlib.closing(connection):
         apply_migrations(connection)
         for show in shows:
-            cursor.execute(
-                "INSERT INTO events (name, ticket_price, tickets_available) VALUES (%s, %s, %s)"
-                " ON DUPLICATE KEY UPDATE ticket_price = VALUES(ticket_price),"
-                " tickets_available = VALUES(tickets_available)",
-                (show.name, show.ticket_price, show.tickets_available),
-            )
+            upsert_show(connection, ShowSpec(show.name, show.ticket_price, show.tickets_available))
 
 
 @contextlib.contextmanager

@@ -1,14 +1,16 @@
-"""The events catalog in MySQL: one lazily opened, reused connection and the flyer UPDATE."""
+"""The events catalog in MySQL: a connection that waits out a resume, and the flyer UPDATE."""
 
 from __future__ import annotations
 
 import contextlib
 import enum
 import functools
+import time
 from typing import Any
 
 import pymysql
 from aws_lambda_powertools import Logger
+from pymysql.constants import CR, ER
 
 from events_schema import apply_migrations
 from flyer_config import SERVICE_NAME, DbSettings
@@ -20,10 +22,29 @@ logger = Logger(service=SERVICE_NAME, child=True)
 # restart, failover, KILL) or the network dropped it.
 CONNECTION_ERRORS = (pymysql.err.OperationalError, pymysql.err.InterfaceError)
 
-_CONNECT_TIMEOUT_SECONDS = 5
-# Well below the function's timeout, so that a stuck query fails the invocation (and is retried)
-# instead of timing it out.
-_QUERY_TIMEOUT_SECONDS = 10
+# Per attempt: the TCP connect, then (as PyMySQL's read timeout) the server's greeting and every
+# query. Well below the function's timeout, so that a stuck query fails the invocation (and is
+# retried) instead of timing it out.
+CONNECT_ATTEMPT_SECONDS = 10
+QUERY_TIMEOUT_SECONDS = 10
+# A paused Aurora Serverless v2 instance resumes on the first connection attempt and answers it
+# once awake: about 15 s, up to about 30 s after a day paused (Aurora user guide, "Scaling to
+# zero ACUs with automatic pause and resume"). Attempts that time out or are refused meanwhile
+# are retried until this much time has passed since the first, so that a resume costs one slow
+# invocation rather than a failed one. The function's timeout covers it (template.yaml).
+RESUME_WAIT_SECONDS = 40
+RETRY_PAUSE_SECONDS = 1.0
+# Errors a waking, restarting or unreachable server gives; anything else (a wrong password, an
+# unknown database) fails at once.
+_RETRIED_CONNECT_ERRORS = frozenset(
+    {
+        CR.CR_CONN_HOST_ERROR,
+        CR.CR_SERVER_GONE_ERROR,
+        CR.CR_SERVER_LOST,
+        ER.CON_COUNT_ERROR,
+        ER.SERVER_SHUTDOWN,
+    }
+)
 
 # One statement: the flyer and its guard change together or not at all. The row tuple mirrors
 # FlyerUpload.version: only a strictly newer upload replaces the flyer, so a repeated record
@@ -62,17 +83,39 @@ def open_connection(settings: DbSettings) -> Any:
         database=settings.name,
         charset="utf8mb4",
         autocommit=True,
-        connect_timeout=_CONNECT_TIMEOUT_SECONDS,
-        read_timeout=_QUERY_TIMEOUT_SECONDS,
-        write_timeout=_QUERY_TIMEOUT_SECONDS,
+        connect_timeout=CONNECT_ATTEMPT_SECONDS,
+        read_timeout=QUERY_TIMEOUT_SECONDS,
+        write_timeout=QUERY_TIMEOUT_SECONDS,
         **tls,
     )
 
 
-class EventsDb:
-    """The events catalog, over one connection opened on first use and reused afterwards.
+def connect_waiting_out_a_resume(settings: DbSettings) -> Any:
+    """`open_connection`, attempted again while the server is waking up (RESUME_WAIT_SECONDS)."""
+    deadline = time.monotonic() + RESUME_WAIT_SECONDS
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            connection = open_connection(settings)
+        except pymysql.err.OperationalError as error:
+            code = error.args[0] if error.args else None
+            if code not in _RETRIED_CONNECT_ERRORS or time.monotonic() >= deadline:
+                raise
+            logger.info("Database not answering yet; trying again", extra={"error": repr(error)})
+            time.sleep(RETRY_PAUSE_SECONDS)
+            continue
+        if attempts > 1:
+            logger.info("Database answered", extra={"attempts": attempts})
+        return connection
 
-    The first connection of an execution environment also applies pending migrations.
+
+class EventsDb:
+    """The events catalog, over a connection opened on first use and kept until `close()`.
+
+    The handler closes it at the end of every invocation: a connection left open by a frozen
+    execution environment would keep an Aurora Serverless v2 catalog from ever pausing. The
+    first connection of an execution environment also applies pending migrations.
     """
 
     def __init__(self, settings: DbSettings) -> None:
@@ -102,7 +145,7 @@ class EventsDb:
                 connection.close()
 
     def _open(self) -> Any:
-        connection = open_connection(self._settings)
+        connection = connect_waiting_out_a_resume(self._settings)
         try:
             if not self._schema_checked:
                 applied = apply_migrations(connection)
@@ -138,3 +181,9 @@ class EventsDb:
 def default_events_db() -> EventsDb:
     """The execution environment's catalog, configured from the environment on first use."""
     return EventsDb(DbSettings.from_env())
+
+
+def close_default_events_db() -> None:
+    """Close the execution environment's connection, if one was ever configured and opened."""
+    if default_events_db.cache_info().currsize:
+        default_events_db().close()

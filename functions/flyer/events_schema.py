@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,7 @@ def apply_migrations(connection: Any, directory: Path = MIGRATIONS_DIR) -> list[
     with connection.cursor() as cursor:
         if not _pending(migrations, _applied_versions(cursor)):
             return []
-        lock_name = "schema_migrations:" + _current_database(cursor)
+        lock_name = schema_lock_name(_current_database(cursor))
         cursor.execute("SELECT GET_LOCK(%s, %s)", (lock_name, _LOCK_SECONDS))
         (locked,) = cursor.fetchone()
         if locked != 1:
@@ -91,6 +92,16 @@ def apply_migrations(connection: Any, directory: Path = MIGRATIONS_DIR) -> list[
             return applied
         finally:
             cursor.execute("SELECT RELEASE_LOCK(%s)", (lock_name,))
+
+
+def schema_lock_name(database: str) -> str:
+    """The GET_LOCK name that serialises migrations of `database`.
+
+    MySQL refuses lock names over 64 characters (MariaDB does not), and a database name alone
+    may be 64: the name is hashed to stay within the limit on every server.
+    """
+    digest = hashlib.sha256(database.encode()).hexdigest()[:40]
+    return f"schema_migrations:{digest}"
 
 
 def _pending(migrations: list[Migration], applied: set[str]) -> list[Migration]:

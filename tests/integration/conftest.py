@@ -178,11 +178,15 @@ def catalog(empty_database: Catalog) -> Catalog:
 
 @contextlib.contextmanager
 def _function_environment(monkeypatch: pytest.MonkeyPatch, url: str) -> Iterator[None]:
+    import events_db
     from events_db import default_events_db
     from flyer_config import db_environ_from_url
 
     for variable, value in db_environ_from_url(url).items():
         monkeypatch.setenv(variable, value)
+    # One connection attempt: a test of a database that is down should not wait out a resume.
+    # The resume tests (test_flyer_resume.py) set their own wait.
+    monkeypatch.setattr(events_db, "RESUME_WAIT_SECONDS", 0)
     # The connection is cached per execution environment: every test starts a cold one.
     default_events_db.cache_clear()
     try:

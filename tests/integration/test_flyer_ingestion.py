@@ -273,40 +273,71 @@ def test_handler_database_down_raises_and_writes_nothing(
     assert all(row["flyer"] is None for row in flyer_function.rows())
 
 
-def test_handler_connection_killed_between_invocations_reconnects(
-    flyer_function: Catalog, lambda_context: Any, flyer_logs: FlyerLogs
+def test_handler_every_invocation_closes_its_connection(
+    flyer_function: Catalog, lambda_context: Any
 ) -> None:
-    # GIVEN a warm execution environment whose connection the server then kills
+    # GIVEN a warm execution environment
     seed(flyer_function)
-    invoke("s3_flyer_spaces", lambda_context)
-    [first_connection] = flyer_function.function_connection_ids()
-    flyer_function.kill(first_connection)
 
-    # WHEN the next flyer arrives
-    result = invoke("s3_flyer_nested_folder", lambda_context)
+    # WHEN flyers arrive one invocation after another
+    for event in ("s3_flyer_spaces", "s3_flyer_literal_plus", "s3_flyer_nested_folder"):
+        invoke(event, lambda_context)
+        # THEN after each one the server holds no connection of the function's: an idle
+        # connection of a frozen execution environment would keep Aurora from pausing
+        assert flyer_function.function_connection_ids() == []
 
-    # THEN it is stored over a new connection
-    assert result == {"stored": 1}
     assert flyer_function.flyer("Metallica") == f"{BUCKET}/flyers/2026/march/Metallica.gif"
-    [second_connection] = flyer_function.function_connection_ids()
-    assert second_connection != first_connection
+
+
+def test_handler_failed_invocation_closes_its_connection(
+    flyer_function: Catalog, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a connection that breaks on the second record's UPDATE
+    seed(flyer_function)
+    real_store = EventsDb._store_flyer
+    calls = 0
+
+    def store_then_fail(connection: Any, upload: FlyerUpload) -> FlyerOutcome:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise pymysql.err.IntegrityError(1062, "simulated failure")
+        return real_store(connection, upload)
+
+    monkeypatch.setattr(EventsDb, "_store_flyer", staticmethod(store_then_fail))
+
+    # WHEN the invocation fails THEN its connection is closed all the same
+    with pytest.raises(pymysql.err.IntegrityError):
+        invoke("s3_flyer_several_records", lambda_context)
+    assert flyer_function.function_connection_ids() == []
+
+
+def test_events_db_connection_killed_between_records_reconnects(
+    flyer_function: Catalog, flyer_logs: FlyerLogs
+) -> None:
+    # GIVEN an open catalog connection that the server then kills (restart, failover, KILL)
+    seed(flyer_function)
+    events_db = EventsDb(DbSettings.from_env(db_environ_from_url(flyer_function.url)))
+    first = FlyerUpload("Rock in Rio", f"{BUCKET}/Rock in Rio.jpg", dt.datetime(2026, 3, 1), "1")
+    second = FlyerUpload("Metallica", f"{BUCKET}/Metallica.jpg", dt.datetime(2026, 3, 1), "2")
+    try:
+        assert events_db.store_flyer(first) is FlyerOutcome.STORED
+        [first_connection] = flyer_function.function_connection_ids()
+        flyer_function.kill(first_connection)
+
+        # WHEN the next record of the same invocation is stored
+        outcome = events_db.store_flyer(second)
+
+        # THEN it is stored over a new connection
+        assert outcome is FlyerOutcome.STORED
+        [second_connection] = flyer_function.function_connection_ids()
+        assert second_connection != first_connection
+    finally:
+        events_db.close()
+    assert flyer_function.flyer("Metallica") == f"{BUCKET}/Metallica.jpg"
     assert "Lost the database connection; reconnecting" in [
         warning["message"] for warning in flyer_logs.warnings()
     ]
-
-
-def test_handler_warm_invocations_reuse_one_connection(
-    flyer_function: Catalog, lambda_context: Any
-) -> None:
-    seed(flyer_function)
-    invoke("s3_flyer_spaces", lambda_context)
-    first = flyer_function.function_connection_ids()
-
-    invoke("s3_flyer_literal_plus", lambda_context)
-    invoke("s3_flyer_nested_folder", lambda_context)
-
-    assert len(first) == 1
-    assert flyer_function.function_connection_ids() == first
 
 
 # ---------------------------------------------------------------------------- schema
@@ -510,5 +541,4 @@ def test_handler_database_down_then_back_loses_nothing_and_keeps_order(
         assert flyer_function.flyer("Metallica") == f"{BUCKET}/Metallica.jpg"
         assert flyer_function.flyer("Rock in Rio") == f"{BUCKET}/Rock in Rio.jpg"
     finally:
-        default_events_db().close()
         link.close()

@@ -156,3 +156,137 @@ def test_template_asl_file_is_the_one_the_offline_stack_runs() -> None:
     tables = json.dumps(definition)
     assert "${" not in tables
     assert '"TableName": "ShowTickets"' in tables
+
+
+# ------------------------------------------------------------------- the catalog database
+
+CATALOG_CHOICES = TEMPLATE["Parameters"]["CatalogDatabase"]["AllowedValues"]
+
+
+def deployed(choice: str) -> dict[str, Any]:
+    return cfn_template.as_deployed(TEMPLATE, {"CatalogDatabase": choice})
+
+
+def references(node: Any) -> set[str]:
+    """Logical ids and parameters a resource or output refers to (Ref, GetAtt, Sub)."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        if "Ref" in node and isinstance(node["Ref"], str):
+            found.add(node["Ref"])
+        if "Fn::GetAtt" in node:
+            found.add(node["Fn::GetAtt"][0])
+        if "Fn::Sub" in node and isinstance(node["Fn::Sub"], str):
+            found |= {name.split(".")[0] for name in re.findall(r"\$\{([\w.]+)\}", node["Fn::Sub"])}
+        for value in node.values():
+            found |= references(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= references(item)
+    return found
+
+
+def test_template_catalog_defaults_to_aurora_serverless_with_rds_micro_the_other_choice() -> None:
+    parameter = TEMPLATE["Parameters"]["CatalogDatabase"]
+    assert parameter["Default"] == "aurora-serverless-v2"
+    assert set(CATALOG_CHOICES) == {"aurora-serverless-v2", "rds-db.t4g.micro"}
+
+
+@pytest.mark.parametrize("choice", CATALOG_CHOICES)
+def test_template_each_catalog_choice_deploys_one_database_everything_refers_to(
+    choice: str,
+) -> None:
+    # GIVEN the template as deployed with this choice
+    template = deployed(choice)
+    resources = template["Resources"]
+    databases = {
+        logical_id
+        for logical_id, resource in resources.items()
+        if resource["Type"] in ("AWS::RDS::DBCluster", "AWS::RDS::DBInstance")
+    }
+    # THEN exactly one catalog exists, and nothing refers to a resource left out
+    expected = {"aurora-serverless-v2": {"AuroraCatalog", "AuroraCatalogWriter"}}
+    assert databases == expected.get(choice, {"Database"})
+    known = set(resources) | set(TEMPLATE["Parameters"]) | {"AWS::StackName", "AWS::Region"}
+    known |= {"AWS::URLSuffix", "AWS::AccountId", "AWS::NoValue"}
+    for logical_id, entry in {**resources, **template["Outputs"]}.items():
+        dangling = references(entry) - known
+        assert not dangling, f"{logical_id} refers to {dangling}, not deployed with {choice}"
+
+
+@pytest.mark.parametrize("choice", CATALOG_CHOICES)
+def test_template_functions_and_output_point_at_the_chosen_catalog(choice: str) -> None:
+    template = deployed(choice)
+    catalog = "AuroraCatalog" if choice == "aurora-serverless-v2" else "Database"
+    for function in ("FlyerFunction", "ShowCatalogFunction"):
+        variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert variables["DB_HOST"] == {"Fn::GetAtt": [catalog, "Endpoint.Address"]}
+        assert variables["DB_PORT"] == {"Fn::GetAtt": [catalog, "Endpoint.Port"]}
+    output = template["Outputs"]["DatabaseEndpoint"]["Value"]
+    assert output == {"Fn::GetAtt": [catalog, "Endpoint.Address"]}
+
+
+def test_template_aurora_catalog_scales_to_zero_and_nothing_keeps_it_awake() -> None:
+    resources = deployed("aurora-serverless-v2")["Resources"]
+    cluster = resources["AuroraCatalog"]
+    properties = cluster["Properties"]
+    scaling = properties["ServerlessV2ScalingConfiguration"]
+    assert scaling["MinCapacity"] == 0
+    assert 300 <= scaling["SecondsUntilAutoPause"] <= 86400
+    # 3.08.0 is the first Aurora MySQL whose Serverless v2 scales to 0 ACU.
+    version = re.fullmatch(r"8\.0\.mysql_aurora\.3\.(\d+)\.(\d+)", properties["EngineVersion"])
+    assert version and (int(version[1]), int(version[2])) >= (8, 0)
+    assert properties["StorageType"] == "aurora"  # Standard, not I/O-Optimized
+    assert properties["StorageEncrypted"] is True
+    assert cluster["DeletionPolicy"] == "Snapshot"
+    assert "EnableCloudwatchLogsExports" not in properties
+    cluster_parameters = resources[properties["DBClusterParameterGroupName"]["Ref"]]
+    assert cluster_parameters["Properties"]["Parameters"]["require_secure_transport"] == "ON"
+    assert cluster_parameters["Properties"]["Parameters"]["binlog_format"] == "OFF"
+
+    writer = resources["AuroraCatalogWriter"]["Properties"]
+    assert writer["DBInstanceClass"] == "db.serverless"
+    assert writer["MonitoringInterval"] == 0
+    assert writer["EnablePerformanceInsights"] is False
+    assert writer["PubliclyAccessible"] is False
+    # A connection a frozen function forgot is closed long before the cluster would pause.
+    instance_parameters = resources[writer["DBParameterGroupName"]["Ref"]]["Properties"]
+    assert int(instance_parameters["Parameters"]["wait_timeout"]) < scaling["SecondsUntilAutoPause"]
+    assert not cfn_template.resources_of_type(TEMPLATE, "AWS::RDS::DBProxy")
+
+
+def test_template_rds_catalog_requires_tls_and_closes_idle_connections() -> None:
+    resources = deployed("rds-db.t4g.micro")["Resources"]
+    database = resources["Database"]["Properties"]
+    assert database["DBInstanceClass"] == "db.t4g.micro"
+    assert database["StorageEncrypted"] is True
+    assert resources["Database"]["DeletionPolicy"] == "Snapshot"
+    parameters = resources[database["DBParameterGroupName"]["Ref"]]["Properties"]["Parameters"]
+    assert parameters["require_secure_transport"] == "1"
+    assert int(parameters["wait_timeout"]) <= 60
+
+
+@pytest.mark.parametrize("function", ["FlyerFunction", "ShowCatalogFunction"])
+def test_template_catalog_functions_outlast_a_resume(function: str) -> None:
+    import events_db
+    import events_schema
+
+    # The last connection attempt may start at the end of the resume wait and take its connect
+    # and greeting timeouts; then the schema lock and a query.
+    worst_case = (
+        events_db.RESUME_WAIT_SECONDS
+        + events_db.CONNECT_ATTEMPT_SECONDS
+        + 2 * events_db.QUERY_TIMEOUT_SECONDS
+        + events_schema._LOCK_SECONDS
+    )
+    assert RESOURCES[function]["Properties"]["Timeout"] >= worst_case
+
+
+def test_template_show_catalog_function_needs_no_permission_beyond_its_vpc() -> None:
+    # It reaches the catalog only; the organiser's command writes ShowTickets itself.
+    properties = RESOURCES["ShowCatalogFunction"]["Properties"]
+    assert "Policies" not in properties
+    assert "Events" not in properties
+    assert properties["VpcConfig"] == RESOURCES["FlyerFunction"]["Properties"]["VpcConfig"]
+    outputs = TEMPLATE["Outputs"]
+    assert outputs["ShowCatalogFunctionName"]["Value"] == {"Ref": "ShowCatalogFunction"}
+    assert {"ShowTicketsTableName", "TicketSalesTableName"} <= set(outputs)

@@ -1,0 +1,278 @@
+"""`make show`: a show into ShowTickets (moto, real state machine) and the catalog (MariaDB)."""
+
+from __future__ import annotations
+
+import io
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+import purchase_handler
+import show_handler
+from flyer_config import DbSettings, db_environ_from_url
+from show_catalog import InvalidShowError, ShowSpec, parse_show, write_show
+from tests.conftest import PurchaseStack
+from tests.events import load_event, with_body
+from tests.integration.conftest import Catalog
+from tools import show as command
+
+SHOW = "Rock en el Parque"
+
+
+@pytest.fixture
+def target(purchase_stack: PurchaseStack, catalog: Catalog) -> command.Target:
+    """What `make show` writes locally: these tables, and this catalog over its own connection."""
+    settings = DbSettings.from_env(db_environ_from_url(catalog.url))
+    return command.Target(
+        command.Tables("ShowTickets", "TicketSales"),
+        purchase_stack.dynamodb,
+        lambda show: write_show(settings, show).value,
+    )
+
+
+def make_show(target: command.Target, name: object, price: object, tickets: object) -> str:
+    return command.apply_show(parse_show(name, price, tickets), target)
+
+
+def stock_item(stack: PurchaseStack, name: str = SHOW) -> dict[str, Any] | None:
+    item: dict[str, Any] | None = stack.dynamodb.get_item(
+        TableName="ShowTickets", Key={"showId": {"S": name}}
+    ).get("Item")
+    return item
+
+
+def sell(context: Any, user: str, quantity: int) -> None:
+    body = {"userId": user, "showId": SHOW, "cardNumber": "4111111111111111", "quantity": quantity}
+    response = purchase_handler.lambda_handler(
+        with_body(load_event("purchase_visa"), body), context
+    )
+    assert response["statusCode"] == 200, response["body"]
+
+
+def test_show_command_new_show_lands_in_both_stores(
+    target: command.Target, purchase_stack: PurchaseStack, catalog: Catalog
+) -> None:
+    # WHEN the organiser creates a show
+    message = make_show(target, SHOW, "49.90", "100")
+
+    # THEN ShowTickets sells its 100 tickets at its price, and the catalog knows it
+    assert stock_item(purchase_stack) == {
+        "showId": {"S": SHOW},
+        "ticketsAvailable": {"N": "100"},
+        "ticketPrice": {"N": "49.90"},
+    }
+    row = catalog.row(SHOW)
+    assert row is not None
+    assert (row["ticket_price"], row["tickets_available"], row["flyer"]) == (
+        Decimal("49.90"),
+        100,
+        None,
+    )
+    assert "ShowTickets created" in message and "catalog created" in message
+
+
+def test_show_command_run_twice_changes_nothing(
+    target: command.Target, purchase_stack: PurchaseStack, catalog: Catalog
+) -> None:
+    # GIVEN a show created once
+    make_show(target, SHOW, "50", "100")
+    before = (stock_item(purchase_stack), catalog.rows())
+
+    # WHEN the same command runs again
+    message = make_show(target, SHOW, "50", "100")
+
+    # THEN neither store changes
+    assert (stock_item(purchase_stack), catalog.rows()) == before
+    assert "ShowTickets unchanged" in message and "catalog unchanged" in message
+
+
+def test_show_command_more_tickets_after_sales_keeps_every_sold_ticket(
+    target: command.Target, purchase_stack: PurchaseStack, catalog: Catalog, lambda_context: Any
+) -> None:
+    # GIVEN a show of 10 tickets of which 2 + 3 were sold through the real purchase path
+    make_show(target, SHOW, "50", "10")
+    sell(lambda_context, "ana", 2)
+    sell(lambda_context, "bob", 3)
+    assert purchase_stack.tickets_left(SHOW) == 5
+
+    # WHEN the organiser raises the show to 15 tickets and the price to 55
+    make_show(target, SHOW, "55", "15")
+
+    # THEN 10 are left to sell: sold + left is the new total, no ticket lost or sold twice
+    assert purchase_stack.tickets_left(SHOW) == 10
+    assert purchase_stack.tickets_sold(SHOW) == 5
+    item = stock_item(purchase_stack)
+    assert item is not None and item["ticketPrice"] == {"N": "55.00"}
+    row = catalog.row(SHOW)
+    assert row is not None and (row["ticket_price"], row["tickets_available"]) == (
+        Decimal("55.00"),
+        15,
+    )
+
+    # WHEN it lowers the total to exactly what was sold THEN nothing is left to sell
+    make_show(target, SHOW, "55", "5")
+    assert purchase_stack.tickets_left(SHOW) == 0
+
+
+def test_show_command_total_below_sold_is_refused_and_writes_nothing(
+    target: command.Target, purchase_stack: PurchaseStack, catalog: Catalog, lambda_context: Any
+) -> None:
+    # GIVEN a show with 4 tickets sold
+    make_show(target, SHOW, "50", "10")
+    sell(lambda_context, "ana", 4)
+    before = (stock_item(purchase_stack), catalog.rows())
+
+    # WHEN the organiser sets its total below that
+    with pytest.raises(InvalidShowError, match="already sold 4 tickets: it cannot have 3"):
+        make_show(target, SHOW, "60", "3")
+
+    # THEN neither store changed, the price included
+    assert (stock_item(purchase_stack), catalog.rows()) == before
+
+
+def test_show_command_sale_between_read_and_write_is_counted(
+    target: command.Target, purchase_stack: PurchaseStack, lambda_context: Any
+) -> None:
+    # GIVEN a show of 10 tickets, and a sale of 2 that lands right after the command has read
+    # the stock and the sales (the worst moment)
+    make_show(target, SHOW, "50", "10")
+    real_query = purchase_stack.dynamodb.get_paginator
+    sales_landed = []
+
+    def get_paginator_then_sell(operation: str) -> Any:
+        paginator = real_query(operation)
+        if not sales_landed:
+
+            class SellAfterReading:
+                def paginate(self, **kwargs: Any) -> Any:
+                    pages = list(paginator.paginate(**kwargs))
+                    sales_landed.append(True)
+                    sell(lambda_context, "ana", 2)
+                    return pages
+
+            return SellAfterReading()
+        return paginator
+
+    dynamodb = purchase_stack.dynamodb
+    dynamodb.get_paginator = get_paginator_then_sell
+
+    # WHEN the organiser raises the show to 20 tickets
+    try:
+        make_show(target, SHOW, "50", "20")
+    finally:
+        del dynamodb.get_paginator
+
+    # THEN the conditional write noticed the sale, read again, and counted it
+    assert sales_landed == [True]
+    assert purchase_stack.tickets_sold(SHOW) == 2
+    assert purchase_stack.tickets_left(SHOW) == 18
+
+
+@pytest.mark.parametrize(
+    ("name", "price", "tickets", "error"),
+    [
+        (None, "50", "10", "name is missing"),
+        ("   ", "50", "10", "name is missing"),
+        (" Rock", "50", "10", "starts or ends with spaces"),
+        ("x" * 256, "50", "10", "at most 255"),
+        (SHOW, "-1", "10", "must be zero or more"),
+        (SHOW, "", "10", "ticket price is missing"),
+        (SHOW, "fifty", "10", "is not a number"),
+        (SHOW, "NaN", "10", "must be zero or more"),
+        (SHOW, "9.999", "10", "more than 2 decimals"),
+        (SHOW, "50", "-5", "must be a whole number"),
+        (SHOW, "50", "2.5", "must be a whole number"),
+        (SHOW, "50", "", "tickets is missing"),
+    ],
+)
+def test_show_command_bad_input_is_a_clear_error_and_writes_nothing(
+    target: command.Target,
+    purchase_stack: PurchaseStack,
+    catalog: Catalog,
+    name: object,
+    price: object,
+    tickets: object,
+    error: str,
+) -> None:
+    with pytest.raises(InvalidShowError, match=error):
+        make_show(target, name, price, tickets)
+    assert purchase_stack.dynamodb.scan(TableName="ShowTickets")["Items"] == []
+    assert catalog.rows() == []
+
+
+def test_show_command_line_refuses_bad_input_with_exit_code_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The command line checks its input before it looks for any store.
+    status = command.main(["--name", SHOW, "--price", "-3", "--tickets", "10"], environ={})
+    assert status == 2
+    assert "make show: ticket price '-3' must be zero or more" in capsys.readouterr().err
+
+
+def test_show_command_line_without_a_catalog_says_which_to_give(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status = command.main(["--name", SHOW, "--price", "5", "--tickets", "10"], environ={})
+    assert status == 2
+    assert "DATABASE_URL is not set" in capsys.readouterr().err
+
+
+class InProcessLambda:
+    """lambda:Invoke answered by the real show handler in this process (moto cannot run it)."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+
+    def invoke(self, FunctionName: str, Payload: bytes) -> dict[str, Any]:
+        try:
+            answer: Any = show_handler.lambda_handler(json.loads(Payload), self.context)
+            return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(answer).encode())}
+        except Exception as error:  # what Lambda does with an unhandled exception
+            answer = {"errorMessage": str(error), "errorType": type(error).__name__}
+            return {
+                "StatusCode": 200,
+                "FunctionError": "Unhandled",
+                "Payload": io.BytesIO(json.dumps(answer).encode()),
+            }
+
+
+def test_show_command_on_aws_writes_the_catalog_through_the_function(
+    purchase_stack: PurchaseStack,
+    catalog: Catalog,
+    lambda_context: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN the catalog function's environment pointed at the catalog
+    for variable, value in db_environ_from_url(catalog.url).items():
+        monkeypatch.setenv(variable, value)
+    lambda_client = InProcessLambda(lambda_context)
+    target = command.Target(
+        command.Tables("ShowTickets", "TicketSales"),
+        purchase_stack.dynamodb,
+        lambda show: command.invoke_catalog_function(lambda_client, "ShowCatalog", show),
+    )
+
+    # WHEN the organiser creates a show, then runs it again
+    first = make_show(target, SHOW, "50", "100")
+    second = make_show(target, SHOW, "50", "100")
+
+    # THEN the function created the row once, and closed its connection both times
+    assert "catalog created" in first and "catalog unchanged" in second
+    assert catalog.row(SHOW) is not None
+    assert catalog.function_connection_ids() == []
+
+
+def test_show_handler_refuses_bad_input_before_touching_the_database(
+    lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No DB_* variables at all: a bad show must fail on its own, not on the missing database.
+    for variable in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(InvalidShowError, match="ticket price"):
+        show_handler.lambda_handler({"name": SHOW, "ticketPrice": -1, "tickets": 5}, lambda_context)
+
+
+def test_show_spec_name_is_stored_in_nfc_like_flyer_names() -> None:
+    assert parse_show("Cafe\u0301", "1", "1") == ShowSpec("Café", Decimal("1.00"), 1)

@@ -1,0 +1,1 @@
+"""Commands an organiser runs against the deployed stack or `make local`."""
