@@ -56,8 +56,11 @@ def run_point(
 ) -> Point:
     """Offer `offered_per_s` buyers a second for `duration_s` to one show, at hold window
     `window_ms`, and count how they ended."""
+    from bench.lambda_layout import add_code_to_path
+    from offline import cfn_template
     from offline.local_stack import LOCAL_CREDENTIALS
 
+    add_code_to_path(cfn_template.load_template())
     os.environ.update(
         LOCAL_CREDENTIALS,
         LOCAL_DYNAMODB_TRANSACTION_MS=f"{window_ms:g}",
@@ -68,7 +71,7 @@ def run_point(
 
     import purchase_workflow
     from card_validation import Card
-    from offline import cfn_template, moto_server
+    from offline import moto_server
     from offline.dynamodb_engine import ENGINE
     from purchase_outcomes import SHOW_BUSY, SOLD
 
@@ -240,7 +243,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
-    sys.path[:0] = ["functions/purchase", "layers/card_validation"]
     main()
