@@ -66,13 +66,7 @@ def purchase(event: dict[str, Any], context: LambdaContext) -> tuple[Outcome, di
         # The request body is never logged: it holds the card number.
         logger.exception("Purchase failed unexpectedly")
         return counted(INTERNAL_ERROR), {"message": INTERNAL_ERROR.message}
-    outcome = BY_METRIC[result.outcome_metric]
-    # A replayed answer counts once as a replay, not as a second sale.
-    metrics.add_metric(
-        name="PurchaseReplayed" if result.replayed else outcome.metric,
-        unit=MetricUnit.Count,
-        value=1,
-    )
+    outcome = counted(BY_METRIC[result.outcome_metric], replayed=result.replayed)
     if outcome is not SOLD:
         return outcome, {"message": outcome.message}
     return outcome, {
@@ -85,9 +79,12 @@ def purchase(event: dict[str, Any], context: LambdaContext) -> tuple[Outcome, di
     }
 
 
-def counted(outcome: Outcome) -> Outcome:
-    metrics.add_metric(name=outcome.metric, unit=MetricUnit.Count, value=1)
-    logger.info("Purchase not completed", extra={"outcome": outcome.metric})
+def counted(outcome: Outcome, *, replayed: bool = False) -> Outcome:
+    """Count the answer in its metric, once: a replayed answer as a replay, not a second sale."""
+    metric = "PurchaseReplayed" if replayed else outcome.metric
+    metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    if outcome is not SOLD:
+        logger.info("Purchase not completed", extra={"outcome": metric})
     return outcome
 
 

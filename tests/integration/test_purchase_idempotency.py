@@ -87,6 +87,25 @@ def test_idempotency_refusal_is_replayed_too(show: PurchaseStack, lambda_context
     assert show.tickets_left(SHOW) == 10
 
 
+def metric_names(output: str) -> list[str]:
+    """The metrics of the Embedded Metric Format lines printed."""
+    return [
+        metric["Name"]
+        for line in output.splitlines()
+        if line.startswith("{") and '"_aws"' in line
+        for metric in json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    ]
+
+
+def test_idempotency_replay_counts_as_a_replay_not_a_second_sale(
+    show: PurchaseStack, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    buy(lambda_context, "order-1")
+    assert metric_names(capsys.readouterr().out) == ["PurchaseCompleted"]
+    buy(lambda_context, "order-1")
+    assert metric_names(capsys.readouterr().out) == ["PurchaseReplayed"]
+
+
 def test_idempotency_internal_error_is_not_stored_so_a_retry_sells(
     show: PurchaseStack, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
