@@ -48,7 +48,10 @@ class WakingDatabase:
     def _serve(self) -> None:
         if self.mode == "refuse":
             time.sleep(max(0.0, self.wakes_at - time.monotonic()))
-        self.listener.listen()
+        try:
+            self.listener.listen()
+        except OSError:
+            return  # closed by the test before it woke
         while True:
             try:
                 client, _ = self.listener.accept()
