@@ -27,6 +27,7 @@ from offline.cfn_template import (
 )
 
 PRICES_PATH = Path(__file__).with_name("prices.json")
+ASSUMPTIONS_PATH = Path(__file__).with_name("assumptions.json")
 
 # The cost design's targets, in one place: the report and tests/unit/test_cost_model.py use these.
 TARGET_PER_MILLION_SALES = 7.00
@@ -142,155 +143,44 @@ def load_prices(path: Path = PRICES_PATH) -> PriceTable:
 # ----------------------------------------------------------------------------------- assumptions
 
 
-def _assumed(value: float, unit: str, why: str) -> Any:
-    """An assumption's default, with the unit and the reason BENCHMARKS.md prints beside it."""
-    return field(default=value, metadata={"unit": unit, "why": why})
-
-
 @dataclass(frozen=True)
 class Assumptions:
-    """Modelled inputs: what the price table and the ASL cannot say. Each has a reason."""
+    """Modelled inputs: what the price table and the ASL cannot say. bench/assumptions.json gives
+    each one's value, unit and reason (`ASSUMPTION_NOTES`), printed in BENCHMARKS.md."""
 
-    item_size_kb: float = _assumed(
-        0.5,
-        "KB",
-        "Every item the workflow writes or reads (claim, stock, sale) is a few hundred "
-        "bytes: one request unit each. A 256-character non-ASCII show name could push the "
-        "claim and sale items past 1 KB (2 units each).",
-    )
-    cancelled_transaction_units_per_item: float = _assumed(
-        2.0,
-        "WRU per item",
-        "A cancelled TransactWriteItems is assumed billed like a committed one (2 WRU "
-        "per item). AWS documents that a write whose condition fails still consumes write "
-        "capacity (developerguide/read-write-operations.html) and that a transaction does two "
-        "writes per item (developerguide/transaction-apis.html), but not what a cancelled "
-        "transaction bills, and its response carries no ConsumedCapacity. This is the upper "
-        "bound; prepare-only billing (1 WRU per item) would lower a sold-out rejection by "
-        "3 WRU ($1.88 per million). Check ConsumedWriteCapacityUnits on a deployed stack.",
-    )
-    dynamodb_task_ms: float = _assumed(
-        25.0,
-        "ms",
-        "One DynamoDB service integration call, seen from Step Functions.",
-    )
-    workflow_overhead_ms: float = _assumed(
-        10.0,
-        "ms",
-        "Start, Pass and Choice states and the end of an Express execution.",
-    )
-    execution_data_kb: float = _assumed(
-        2.0,
-        "KB",
-        "Payload an execution holds (input about 0.4 KB plus results); with the "
-        "definition size and AWS's 50 MB base it sets the Express memory chunk.",
-    )
-    handler_ms: float = _assumed(
-        30.0,
-        "ms",
-        "The purchase handler's own work at 128 MB (about 1/14 of a vCPU): parsing, "
-        "card check, Powertools, X-Ray segments. See the handler overhead measurement.",
-    )
-    sync_call_overhead_ms: float = _assumed(
-        15.0,
-        "ms",
-        "StartSyncExecution's round trip beyond the execution itself. The Lambda's "
-        "billed duration is handler + round trip + the execution.",
-    )
-    lambda_step_ms: float = _assumed(
-        50.0,
-        "ms",
-        "Naive design: billed duration of one Lambda per task (SDK call to DynamoDB "
-        "plus invocation overhead).",
-    )
-    standard_transition_ms: float = _assumed(
-        20.0,
-        "ms",
-        "Naive design: latency Step Functions Standard adds per state entered.",
-    )
-    poll_wait_ms: float = _assumed(
-        50.0,
-        "ms",
-        "Naive design: Standard has no synchronous start, so the API Lambda polls "
-        "DescribeExecution and waits on average half a 100 ms polling interval more.",
-    )
-    idempotency_write_units: float = _assumed(
-        2.0,
-        "WRU per request with an Idempotency-Key",
-        "Powertools Idempotency writes its record twice on a first request (a "
-        "conditional PutItem IN_PROGRESS, then an UpdateItem COMPLETED with the answer, "
-        "under 1 KB); a replay reads it instead. Only requests carrying the header pay it, "
-        "so it is shown apart from the totals.",
-    )
-    lambda_platform_log_bytes: int = _assumed(
-        len(LAMBDA_PLATFORM_LOG_LINES.encode()),
-        "bytes per invocation",
-        "START, END, REPORT and XRAY lines Lambda writes to the function's log "
-        "group, on top of what the handler prints (measured offline: EMF metrics and log "
-        "lines).",
-    )
-    purchase_init_ms: float = _assumed(
-        400.0,
-        "ms per cold start",
-        "INIT of the purchase function at 128 MB (runtime, boto3, Powertools, the "
-        "layer), billed since 1 August 2025. The cold start proxy measures the imports "
-        "at about 160 ms on a faster CPU; 400 ms allows for a Graviton at 1/14 of a vCPU.",
-    )
-    busy_cold_start_fraction: float = _assumed(
-        0.01,
-        "of invocations",
-        "Share of cold starts once requests keep environments warm (above one a "
-        "second): AWS's analysis of production workloads puts it under 1%. Below one "
-        "request a second every invocation is counted cold, an upper bound.",
-    )
-    aurora_storage_gb: float = _assumed(
-        1.0,
-        "GB",
-        "Aurora storage the catalog uses: a few thousand rows of a few hundred bytes "
-        "plus the engine's own tables. Aurora bills what is used, rounded here up to 1 GB.",
-    )
-    aurora_awake_acu: float = _assumed(
-        0.5,
-        "ACU",
-        "Capacity of a resumed instance serving a few flyer UPDATEs: the smallest "
-        "non-zero step of Serverless v2.",
-    )
-    aurora_resume_seconds: float = _assumed(
-        15.0,
-        "s",
-        "Typical resume after a pause (Aurora user guide; up to about 30 s after a "
-        "day paused). The first flyer function of a burst waits it out, billed.",
-    )
-    flyer_uploads_per_burst: int = _assumed(
-        10,
-        "uploads",
-        "An organiser uploads a season's flyers, or runs `make show` for a few shows, "
-        "in one sitting: one resume, then the cluster pauses again.",
-    )
-    flyer_bursts_per_month: int = _assumed(
-        30,
-        "bursts a month",
-        "One sitting a day: each wakes the catalog and keeps it up for the auto-pause "
-        "delay after its last connection.",
-    )
-    flyer_invocation_ms: float = _assumed(
-        100.0,
-        "ms",
-        "A flyer invocation once the catalog is awake: connect over TLS, one UPDATE, close.",
-    )
-    flyer_init_ms: float = _assumed(
-        300.0,
-        "ms per cold start",
-        "INIT of the flyer function (Powertools, PyMySQL); one per burst.",
-    )
-    aurora_io_per_upload: float = _assumed(
-        20.0,
-        "I/O requests",
-        "Storage reads and writes of one flyer UPDATE and its index, generously.",
-    )
+    item_size_kb: float
+    cancelled_transaction_units_per_item: float
+    dynamodb_task_ms: float
+    workflow_overhead_ms: float
+    execution_data_kb: float
+    handler_ms: float
+    sync_call_overhead_ms: float
+    lambda_step_ms: float
+    standard_transition_ms: float
+    poll_wait_ms: float
+    idempotency_write_units: float
+    purchase_init_ms: float
+    busy_cold_start_fraction: float
+    aurora_storage_gb: float
+    aurora_awake_acu: float
+    aurora_resume_seconds: float
+    flyer_uploads_per_burst: int
+    flyer_bursts_per_month: int
+    flyer_invocation_ms: float
+    flyer_init_ms: float
+    aurora_io_per_upload: float
+    lambda_platform_log_bytes: int = len(LAMBDA_PLATFORM_LOG_LINES.encode())
 
 
-ASSUMPTIONS = Assumptions()
+def _load_assumptions() -> tuple[Assumptions, dict[str, tuple[str, str]]]:
+    """The assumptions and, by name in the file's order, each one's unit and reason."""
+    entries = json.loads(ASSUMPTIONS_PATH.read_text(encoding="utf-8"))["assumptions"]
+    values = {name: entry["value"] for name, entry in entries.items() if "value" in entry}
+    notes = {name: (entry["unit"], entry["why"]) for name, entry in entries.items()}
+    return Assumptions(**values), notes
+
+
+ASSUMPTIONS, ASSUMPTION_NOTES = _load_assumptions()
 
 
 # -------------------------------------------------------------------------------- the design

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -401,12 +400,8 @@ def _monthly(bills: Mapping[tuple[str, int], cm.MonthlyBill]) -> str:
 
 def _assumptions() -> str:
     rows = [
-        [
-            f"`{entry.name}`",
-            f"{getattr(ASSUMPTIONS, entry.name):g} {entry.metadata['unit']}",
-            entry.metadata["why"],
-        ]
-        for entry in dataclasses.fields(ASSUMPTIONS)
+        [f"`{name}`", f"{getattr(ASSUMPTIONS, name):g} {unit}", why]
+        for name, (unit, why) in cm.ASSUMPTION_NOTES.items()
     ]
     return _section(
         "Assumptions",
