@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,8 +26,9 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bench.cost_model import api_function
-from bench.lambda_layout import LambdaFunction, lambda_functions
 from bench.measurement import BenchContext, Headline, Section, median, scrub, table, verdict
+from offline import cfn_template
+from offline.cfn_template import Function
 
 # The purchase function's cold start may cost at most this much more than a bare boto3 client.
 TARGET_RATIO = 1.2
@@ -35,6 +37,10 @@ BASELINE_SERVICE = "stepfunctions"
 # The Lambda Python runtime ships boto3 and what it depends on.
 RUNTIME_REQUIREMENTS = ("boto3",)
 CHILD_TIMEOUT_SECONDS = 60
+# boto3.client("stepfunctions", ...) in a function's code: the AWS clients it creates.
+_CLIENT_CALL = re.compile(r"""boto3\.client\(\s*["']([a-z0-9-]+)["']""")
+# Values the template only knows once deployed (ARNs, endpoints) get this stand-in.
+PLACEHOLDER = "placeholder"
 
 _CHILD = """
 import json, sys, time
@@ -73,7 +79,12 @@ class Timings:
 
 
 def measure(context: BenchContext) -> Section:
-    functions = lambda_functions(context.template)
+    functions = [
+        cfn_template.function(context.template, logical_id, unresolved=PLACEHOLDER)
+        for logical_id in cfn_template.resources_of_type(
+            dict(context.template), "AWS::Serverless::Function"
+        )
+    ]
     target_function = api_function(context.template)[0]
     problems: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as temporary:
@@ -113,20 +124,21 @@ def measure(context: BenchContext) -> Section:
 # ------------------------------------------------------------------------------------ layout
 
 
-def _lay_out(function: LambdaFunction, root: Path, runtime_dir: Path) -> Subject:
+def _lay_out(function: Function, root: Path, runtime_dir: Path) -> Subject:
     """/var/task (code and requirements) and /opt/python (layers) of one function."""
     task = root / function.logical_id / "task"
     opt = root / function.logical_id / "opt" / "python"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     shutil.copytree(function.code_dir, task, ignore=ignore)
     opt.mkdir(parents=True)
-    for layer in function.layers:
-        shutil.copytree(layer.content_dir, opt, ignore=ignore, dirs_exist_ok=True)
-    if function.requirements is not None:
+    for layer_dir in function.layer_dirs:
+        shutil.copytree(layer_dir, opt, ignore=ignore, dirs_exist_ok=True)
+    requirements = function.code_dir / "requirements.txt"
+    if requirements.is_file():
         runtime = {canonicalize_name(d.metadata["Name"]) for d in _closure(RUNTIME_REQUIREMENTS)}
         needed = [
             distribution
-            for distribution in _closure(_requirement_lines(function.requirements))
+            for distribution in _closure(_requirement_lines(requirements))
             if canonicalize_name(distribution.metadata["Name"]) not in runtime
         ]
         _link_distributions(needed, task)
@@ -134,8 +146,8 @@ def _lay_out(function: LambdaFunction, root: Path, runtime_dir: Path) -> Subject
         name=function.logical_id,
         path=(str(task), str(opt), str(runtime_dir)),
         module=function.module,
-        handler=function.handler,
-        services=function.aws_services,
+        handler=function.handler.rsplit(".", 1)[1],
+        services=aws_services(function),
         environment=_lambda_environment(root, function.logical_id, task, function.environment),
     )
 
@@ -167,6 +179,13 @@ def _lambda_environment(
         "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
         **variables,
     }
+
+
+def aws_services(function: Function) -> tuple[str, ...]:
+    """The AWS clients the function's code creates, in the order it names them."""
+    sources = sorted(function.code_dir.glob("*.py"))
+    found = (_CLIENT_CALL.findall(source.read_text(encoding="utf-8")) for source in sources)
+    return tuple(dict.fromkeys(service for services in found for service in services))
 
 
 def _requirement_lines(path: Path) -> list[str]:
@@ -245,7 +264,7 @@ def _run(subject: Subject) -> float:
 
 def _section(
     context: BenchContext,
-    functions: Sequence[LambdaFunction],
+    functions: Sequence[Function],
     target_function: str,
     baseline: Subject,
     timings: Mapping[str, Timings],
@@ -269,7 +288,7 @@ def _section(
         subject_timings = timings[function.logical_id]
         subject_median = median(subject_timings.seconds)
         ratio = subject_median / baseline_median
-        clients = ", ".join(function.aws_services) or "none"
+        clients = ", ".join(aws_services(function)) or "none"
         rows.append(
             [
                 f"{function.logical_id}: `{function.module}` + clients: {clients}",

@@ -14,14 +14,20 @@ import datetime
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offline.cfn_template import as_deployed, function_logging_config
+from offline.cfn_template import (
+    as_deployed,
+    function_logging_config,
+    resources_of_type,
+    state_machine_definition,
+)
 
 PRICES_PATH = Path(__file__).with_name("prices.json")
+ASSUMPTIONS_PATH = Path(__file__).with_name("assumptions.json")
 
 # The cost design's targets, in one place: the report and tests/unit/test_cost_model.py use these.
 TARGET_PER_MILLION_SALES = 7.00
@@ -30,20 +36,16 @@ TARGET_MONTHLY_AT_10K_SALES = 1.50
 NAIVE_MIN_RATIO = 15.0
 
 HOURS_PER_MONTH = 730
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 MILLION = 1_000_000
 # AWS bills Lambda memory, Express memory and log volume in binary units (128 MB = 0.125 GB).
 MB = 1024**2
 GB = 1024**3
 
-# Kinds of line item: the report totals a breakdown with and without each one.
-REQUEST_PATH = "request path"
+# The line items the report totals apart: with and without the execution trace, and X-Ray.
 EXECUTION_LOGS = "execution logs"
-FUNCTION_LOGS = "function logs"
 TRACING = "tracing"
-ACCESS_LOGS = "access logs"
-COLD_STARTS = "cold starts"
 
-SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 # The template parameter that picks the catalog database; the model prices each of its values.
 CATALOG_PARAMETER = "CatalogDatabase"
 # What each $context variable of an access log format expands to, for a typical purchase
@@ -64,21 +66,14 @@ LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
 # (https://docs.aws.amazon.com/step-functions/latest/dg/cloudwatch-log-level.html): ERROR logs
 # every failure, abort and time-out event plus FailStateEntered; FATAL only the execution's end.
 _ERROR_EVENT_SUFFIXES = ("Failed", "TimedOut", "Aborted")
-_ERROR_EVENT_TYPES = frozenset({"FailStateEntered"})
 _FATAL_EVENT_TYPES = frozenset({"ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"})
 # What IncludeExecutionData: false leaves out of each event's details.
 _EXECUTION_DATA_FIELDS = frozenset({"input", "output", "parameters"})
 
 # API event types of a SAM function, and the API Gateway flavour each one creates.
 _API_EVENT_TYPES = {"HttpApi": "HTTP", "Api": "REST"}
-_API_PRICE_KEYS = {
-    "HTTP": "api_gateway_http_per_million_requests",
-    "REST": "api_gateway_rest_per_million_requests",
-}
 # Without a throttling limit in the template, X-Ray sampling is modelled at this request rate.
 DEFAULT_REQUEST_RATE_PER_SECOND = 100.0
-# RDS's own default when a template leaves AllocatedStorage out.
-DEFAULT_RDS_STORAGE_GB = 20.0
 
 # What Lambda itself writes to the function's log group per invocation: START, END, REPORT and,
 # with active tracing, XRAY (sample lines; the request and trace ids have fixed lengths).
@@ -120,31 +115,29 @@ class PriceTable:
     rules: Mapping[str, PriceLine]
 
     def price(self, key: str) -> float:
-        try:
-            return self.prices[key].value
-        except KeyError:
-            raise CostModelError(f"bench/prices.json has no price {key!r}") from None
+        return _line(self.prices, key, "price")
 
     def rule(self, key: str) -> float:
-        try:
-            return self.rules[key].value
-        except KeyError:
-            raise CostModelError(f"bench/prices.json has no billing rule {key!r}") from None
+        return _line(self.rules, key, "billing rule")
+
+
+def _line(lines: Mapping[str, PriceLine], key: str, what: str) -> float:
+    if key not in lines:
+        raise CostModelError(f"bench/prices.json has no {what} {key!r}")
+    return lines[key].value
 
 
 def load_prices(path: Path = PRICES_PATH) -> PriceTable:
     """The price table kept in the repository."""
     document = json.loads(path.read_text(encoding="utf-8"))
-
-    def lines(section: str) -> dict[str, PriceLine]:
-        return {
+    prices, rules = (
+        {
             key: PriceLine(key, float(line["value"]), line["unit"], line["as_of"], line["source"])
             for key, line in document[section].items()
         }
-
-    return PriceTable(
-        document["region"], document["notes"], lines("prices"), lines("billing_rules")
+        for section in ("prices", "billing_rules")
     )
+    return PriceTable(document["region"], document["notes"], prices, rules)
 
 
 # ----------------------------------------------------------------------------------- assumptions
@@ -152,194 +145,42 @@ def load_prices(path: Path = PRICES_PATH) -> PriceTable:
 
 @dataclass(frozen=True)
 class Assumptions:
-    """Modelled inputs: what the price table and the ASL cannot say. Each has a reason."""
+    """Modelled inputs: what the price table and the ASL cannot say. bench/assumptions.json gives
+    each one's value, unit and reason (`ASSUMPTION_NOTES`), printed in BENCHMARKS.md."""
 
-    item_size_kb: float = field(
-        default=0.5,
-        metadata={
-            "unit": "KB",
-            "why": "Every item the workflow writes or reads (claim, stock, sale) is a few hundred "
-            "bytes: one request unit each. A 256-character non-ASCII show name could push the "
-            "claim and sale items past 1 KB (2 units each).",
-        },
-    )
-    cancelled_transaction_units_per_item: float = field(
-        default=2.0,
-        metadata={
-            "unit": "WRU per item",
-            "why": "A cancelled TransactWriteItems is assumed billed like a committed one (2 WRU "
-            "per item). AWS documents that a write whose condition fails still consumes write "
-            "capacity (developerguide/read-write-operations.html) and that a transaction does two "
-            "writes per item (developerguide/transaction-apis.html), but not what a cancelled "
-            "transaction bills, and its response carries no ConsumedCapacity. This is the upper "
-            "bound; prepare-only billing (1 WRU per item) would lower a sold-out rejection by "
-            "3 WRU ($1.88 per million). Check ConsumedWriteCapacityUnits on a deployed stack.",
-        },
-    )
-    dynamodb_task_ms: float = field(
-        default=25.0,
-        metadata={
-            "unit": "ms",
-            "why": "One DynamoDB service integration call, seen from Step Functions.",
-        },
-    )
-    workflow_overhead_ms: float = field(
-        default=10.0,
-        metadata={
-            "unit": "ms",
-            "why": "Start, Pass and Choice states and the end of an Express execution.",
-        },
-    )
-    execution_data_kb: float = field(
-        default=2.0,
-        metadata={
-            "unit": "KB",
-            "why": "Payload an execution holds (input about 0.4 KB plus results); with the "
-            "definition size and AWS's 50 MB base it sets the Express memory chunk.",
-        },
-    )
-    handler_ms: float = field(
-        default=30.0,
-        metadata={
-            "unit": "ms",
-            "why": "The purchase handler's own work at 128 MB (about 1/14 of a vCPU): parsing, "
-            "card check, Powertools, X-Ray segments. See the handler overhead measurement.",
-        },
-    )
-    sync_call_overhead_ms: float = field(
-        default=15.0,
-        metadata={
-            "unit": "ms",
-            "why": "StartSyncExecution's round trip beyond the execution itself. The Lambda's "
-            "billed duration is handler + round trip + the execution.",
-        },
-    )
-    lambda_step_ms: float = field(
-        default=50.0,
-        metadata={
-            "unit": "ms",
-            "why": "Naive design: billed duration of one Lambda per task (SDK call to DynamoDB "
-            "plus invocation overhead).",
-        },
-    )
-    standard_transition_ms: float = field(
-        default=20.0,
-        metadata={
-            "unit": "ms",
-            "why": "Naive design: latency Step Functions Standard adds per state entered.",
-        },
-    )
-    poll_wait_ms: float = field(
-        default=50.0,
-        metadata={
-            "unit": "ms",
-            "why": "Naive design: Standard has no synchronous start, so the API Lambda polls "
-            "DescribeExecution and waits on average half a 100 ms polling interval more.",
-        },
-    )
-    idempotency_write_units: float = field(
-        default=2.0,
-        metadata={
-            "unit": "WRU per request with an Idempotency-Key",
-            "why": "Powertools Idempotency writes its record twice on a first request (a "
-            "conditional PutItem IN_PROGRESS, then an UpdateItem COMPLETED with the answer, "
-            "under 1 KB); a replay reads it instead. Only requests carrying the header pay it, "
-            "so it is shown apart from the totals.",
-        },
-    )
-    lambda_platform_log_bytes: int = field(
-        default=len(LAMBDA_PLATFORM_LOG_LINES.encode()),
-        metadata={
-            "unit": "bytes per invocation",
-            "why": "START, END, REPORT and XRAY lines Lambda writes to the function's log "
-            "group, on top of what the handler prints (measured offline: EMF metrics and log "
-            "lines).",
-        },
-    )
-
-    purchase_init_ms: float = field(
-        default=400.0,
-        metadata={
-            "unit": "ms per cold start",
-            "why": "INIT of the purchase function at 128 MB (runtime, boto3, Powertools, the "
-            "layer), billed since 1 August 2025. The cold start proxy measures the imports "
-            "at about 160 ms on a faster CPU; 400 ms allows for a Graviton at 1/14 of a vCPU.",
-        },
-    )
-    busy_cold_start_fraction: float = field(
-        default=0.01,
-        metadata={
-            "unit": "of invocations",
-            "why": "Share of cold starts once requests keep environments warm (above one a "
-            "second): AWS's analysis of production workloads puts it under 1%. Below one "
-            "request a second every invocation is counted cold, an upper bound.",
-        },
-    )
-    aurora_storage_gb: float = field(
-        default=1.0,
-        metadata={
-            "unit": "GB",
-            "why": "Aurora storage the catalog uses: a few thousand rows of a few hundred bytes "
-            "plus the engine's own tables. Aurora bills what is used, rounded here up to 1 GB.",
-        },
-    )
-    aurora_awake_acu: float = field(
-        default=0.5,
-        metadata={
-            "unit": "ACU",
-            "why": "Capacity of a resumed instance serving a few flyer UPDATEs: the smallest "
-            "non-zero step of Serverless v2.",
-        },
-    )
-    aurora_resume_seconds: float = field(
-        default=15.0,
-        metadata={
-            "unit": "s",
-            "why": "Typical resume after a pause (Aurora user guide; up to about 30 s after a "
-            "day paused). The first flyer function of a burst waits it out, billed.",
-        },
-    )
-    flyer_uploads_per_burst: int = field(
-        default=10,
-        metadata={
-            "unit": "uploads",
-            "why": "An organiser uploads a season's flyers, or runs `make show` for a few shows, "
-            "in one sitting: one resume, then the cluster pauses again.",
-        },
-    )
-    flyer_bursts_per_month: int = field(
-        default=30,
-        metadata={
-            "unit": "bursts a month",
-            "why": "One sitting a day: each wakes the catalog and keeps it up for the auto-pause "
-            "delay after its last connection.",
-        },
-    )
-    flyer_invocation_ms: float = field(
-        default=100.0,
-        metadata={
-            "unit": "ms",
-            "why": "A flyer invocation once the catalog is awake: connect over TLS, one "
-            "UPDATE, close.",
-        },
-    )
-    flyer_init_ms: float = field(
-        default=300.0,
-        metadata={
-            "unit": "ms per cold start",
-            "why": "INIT of the flyer function (Powertools, PyMySQL); one per burst.",
-        },
-    )
-    aurora_io_per_upload: float = field(
-        default=20.0,
-        metadata={
-            "unit": "I/O requests",
-            "why": "Storage reads and writes of one flyer UPDATE and its index, generously.",
-        },
-    )
+    item_size_kb: float
+    cancelled_transaction_units_per_item: float
+    dynamodb_task_ms: float
+    workflow_overhead_ms: float
+    execution_data_kb: float
+    handler_ms: float
+    sync_call_overhead_ms: float
+    lambda_step_ms: float
+    standard_transition_ms: float
+    poll_wait_ms: float
+    idempotency_write_units: float
+    purchase_init_ms: float
+    busy_cold_start_fraction: float
+    aurora_storage_gb: float
+    aurora_awake_acu: float
+    aurora_resume_seconds: float
+    flyer_uploads_per_burst: int
+    flyer_bursts_per_month: int
+    flyer_invocation_ms: float
+    flyer_init_ms: float
+    aurora_io_per_upload: float
+    lambda_platform_log_bytes: int = len(LAMBDA_PLATFORM_LOG_LINES.encode())
 
 
-ASSUMPTIONS = Assumptions()
+def _load_assumptions() -> tuple[Assumptions, dict[str, tuple[str, str]]]:
+    """The assumptions and, by name in the file's order, each one's unit and reason."""
+    entries = json.loads(ASSUMPTIONS_PATH.read_text(encoding="utf-8"))["assumptions"]
+    values = {name: entry["value"] for name, entry in entries.items() if "value" in entry}
+    notes = {name: (entry["unit"], entry["why"]) for name, entry in entries.items()}
+    return Assumptions(**values), notes
+
+
+ASSUMPTIONS, ASSUMPTION_NOTES = _load_assumptions()
 
 
 # -------------------------------------------------------------------------------- the design
@@ -395,38 +236,47 @@ class Design:
 def design_from_template(template: Mapping[str, Any]) -> Design:
     """The purchase path's design as template.yaml declares it."""
     logical_id, function = api_function(template)
-    properties = function["Properties"]
-    defaults = template.get("Globals", {}).get("Function", {})
-    api_event = next(
-        event for event in properties["Events"].values() if event["Type"] in _API_EVENT_TYPES
-    )
-    machine = _state_machine_resource(template)[1]["Properties"]
+    properties = {**template.get("Globals", {}).get("Function", {}), **function["Properties"]}
+    api_event = next(e for e in properties["Events"].values() if e["Type"] in _API_EVENT_TYPES)
+    api_id = api_event.get("Properties", {}).get("ApiId", {}).get("Ref")
+    api = template["Resources"].get(api_id, {}).get("Properties", {})
+    (machine,) = resources_of_type(dict(template), "AWS::Serverless::StateMachine").values()
+    machine = machine["Properties"]
     logging = machine.get("Logging", {})
-    architectures = properties.get("Architectures") or defaults.get("Architectures") or ["x86_64"]
+    rate = _parameter_value(
+        template, api.get("DefaultRouteSettings", {}).get("ThrottlingRateLimit")
+    )
+    log_config = function_logging_config(template, logical_id)
+    # Lambda writes its own lines at INFO unless a JSON LoggingConfig says otherwise.
+    system_level = (
+        log_config.get("SystemLogLevel", "INFO")
+        if log_config.get("LogFormat") == "JSON"
+        else "INFO"
+    )
     return Design(
         name="template",
         api=_API_EVENT_TYPES[api_event["Type"]],
-        architecture=str(architectures[0]),
-        memory_mb=int(properties.get("MemorySize", defaults.get("MemorySize", 128))),
+        architecture=str((properties.get("Architectures") or ["x86_64"])[0]),
+        memory_mb=int(properties.get("MemorySize", 128)),
         workflow=str(machine.get("Type", "STANDARD")),
         logging=Logging(
             str(_parameter_value(template, logging.get("Level", "OFF"))),
             bool(logging.get("IncludeExecutionData", False)),
         ),
-        tracing=properties.get("Tracing", defaults.get("Tracing")) == "Active"
+        tracing=properties.get("Tracing") == "Active"
         or bool(machine.get("Tracing", {}).get("Enabled", False)),
-        request_rate_per_second=_api_rate_limit(template, api_event),
-        lambda_system_logs=_system_log_level(template, logical_id) in ("DEBUG", "INFO"),
-        access_log_line_bytes=_access_log_line_bytes(template, api_event),
+        request_rate_per_second=float(rate)
+        if rate is not None
+        else DEFAULT_REQUEST_RATE_PER_SECOND,
+        lambda_system_logs=system_level in ("DEBUG", "INFO"),
+        access_log_line_bytes=_access_log_line_bytes(
+            api.get("AccessLogSettings", {}).get("Format")
+        ),
     )
 
 
-def _access_log_line_bytes(template: Mapping[str, Any], api_event: Mapping[str, Any]) -> int:
-    """Bytes of one access log line of the API the function's event belongs to."""
-    api_ref = api_event.get("Properties", {}).get("ApiId", {})
-    api_id = api_ref.get("Ref") if isinstance(api_ref, Mapping) else None
-    api = template["Resources"].get(api_id, {}) if api_id else {}
-    log_format = api.get("Properties", {}).get("AccessLogSettings", {}).get("Format")
+def _access_log_line_bytes(log_format: str | None) -> int:
+    """Bytes of one access log line in this format, 0 without access logging."""
     if not log_format:
         return 0
     line = re.sub(
@@ -437,29 +287,23 @@ def _access_log_line_bytes(template: Mapping[str, Any], api_event: Mapping[str, 
     return len(line.encode()) + 1  # and its newline
 
 
+def _parameter_value(template: Mapping[str, Any], value: Any) -> Any:
+    """A literal, or the default of the parameter a !Ref names."""
+    if isinstance(value, Mapping) and "Ref" in value:
+        return template.get("Parameters", {}).get(value["Ref"], {}).get("Default")
+    return value
+
+
 def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
     """DynamoDB tables the API function reaches itself (named in its environment), outside the
     state machine: the idempotency records."""
     variables = api_function(template)[1]["Properties"].get("Environment", {}).get("Variables", {})
-    tables = {
-        logical_id
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::DynamoDB::Table"
-    }
+    tables = resources_of_type(dict(template), "AWS::DynamoDB::Table")
     return [
         value["Ref"]
         for value in variables.values()
         if isinstance(value, Mapping) and value.get("Ref") in tables
     ]
-
-
-def _system_log_level(template: Mapping[str, Any], logical_id: str) -> str:
-    """The level of the Lambda lines a function writes: INFO unless a JSON LoggingConfig (in
-    the function or Globals) says otherwise."""
-    config = function_logging_config(template, logical_id)
-    if config.get("LogFormat") != "JSON":
-        return "INFO"
-    return str(config.get("SystemLogLevel", "INFO"))
 
 
 def naive_design(design: Design) -> Design:
@@ -483,9 +327,10 @@ def api_function(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     """The function behind the API (logical id, resource): the purchase function."""
     functions = [
         (logical_id, resource)
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::Function"
-        and any(
+        for logical_id, resource in resources_of_type(
+            dict(template), "AWS::Serverless::Function"
+        ).items()
+        if any(
             event["Type"] in _API_EVENT_TYPES
             for event in resource["Properties"].get("Events", {}).values()
         )
@@ -493,34 +338,6 @@ def api_function(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     if len(functions) != 1:
         raise CostModelError(f"expected one function behind an API, found {len(functions)}")
     return functions[0]
-
-
-def _state_machine_resource(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
-    machines = [
-        (logical_id, resource)
-        for logical_id, resource in template["Resources"].items()
-        if resource["Type"] == "AWS::Serverless::StateMachine"
-    ]
-    if len(machines) != 1:
-        raise CostModelError(f"expected one state machine, found {len(machines)}")
-    return machines[0]
-
-
-def _parameter_value(template: Mapping[str, Any], value: Any) -> Any:
-    """A literal, or the default of the parameter a !Ref names."""
-    if isinstance(value, Mapping) and "Ref" in value:
-        parameter = template.get("Parameters", {}).get(value["Ref"], {})
-        return parameter.get("Default")
-    return value
-
-
-def _api_rate_limit(template: Mapping[str, Any], api_event: Mapping[str, Any]) -> float:
-    api_ref = api_event.get("Properties", {}).get("ApiId", {})
-    api_id = api_ref.get("Ref") if isinstance(api_ref, Mapping) else None
-    api = template["Resources"].get(api_id, {}) if api_id else {}
-    settings = api.get("Properties", {}).get("DefaultRouteSettings", {})
-    rate = _parameter_value(template, settings.get("ThrottlingRateLimit"))
-    return float(rate) if rate is not None else DEFAULT_REQUEST_RATE_PER_SECOND
 
 
 # --------------------------------------------------------------------- walking the state machine
@@ -535,8 +352,11 @@ class StateMachine:
     definition_bytes: int
 
 
-def state_machine_from_text(logical_id: str, definition_text: str) -> StateMachine:
-    return StateMachine(logical_id, json.loads(definition_text), len(definition_text.encode()))
+def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
+    """The template's state machine with its DefinitionSubstitutions applied."""
+    (logical_id,) = resources_of_type(dict(template), "AWS::Serverless::StateMachine")
+    text = state_machine_definition(dict(template), logical_id)
+    return StateMachine(logical_id, json.loads(text), len(text.encode()))
 
 
 @dataclass(frozen=True)
@@ -562,8 +382,6 @@ class StateVisit:
 
     name: str
     type: str
-    api: str | None
-    error: str | None
     write_units: float
     read_units: float
 
@@ -590,12 +408,7 @@ class ExecutionPath:
         return len(self.visits)
 
 
-def walk(
-    machine: StateMachine,
-    outcome: Outcome,
-    prices: PriceTable,
-    assumptions: Assumptions = ASSUMPTIONS,
-) -> ExecutionPath:
+def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> ExecutionPath:
     """Follow the ASL from StartAt to its end the way `outcome` says, counting request units."""
     states = machine.definition["States"]
     name = machine.definition["StartAt"]
@@ -606,12 +419,10 @@ def walk(
             raise CostModelError(f"{outcome.name}: the walk loops ({name} again and again)")
         state = states[name]
         kind = state["Type"]
-        error = outcome.task_errors.get(name) if kind == "Task" else None
-        api: str | None = None
         write_units = read_units = 0.0
         if kind == "Task":
-            api = state["Resource"].rsplit(":", 1)[-1]
-            write_units, read_units = _request_units(state, error, prices, assumptions)
+            error = outcome.task_errors.get(name)
+            write_units, read_units = _request_units(state, error, prices)
             next_name = _catch_target(name, state, error) if error else _next(state)
             unused_errors.discard(name)
         elif kind == "Choice":
@@ -623,7 +434,7 @@ def walk(
             next_name = None
         else:
             raise CostModelError(f"state {name}: the model does not walk {kind} states")
-        visits.append(StateVisit(name, kind, api, error, write_units, read_units))
+        visits.append(StateVisit(name, kind, write_units, read_units))
         name = next_name
     if unused_errors or unused_choices:
         raise CostModelError(
@@ -655,13 +466,14 @@ def _choice_target(name: str, state: Mapping[str, Any], outcome: Outcome) -> str
 
 
 def _request_units(
-    state: Mapping[str, Any], error: str | None, prices: PriceTable, assumptions: Assumptions
+    state: Mapping[str, Any], error: str | None, prices: PriceTable
 ) -> tuple[float, float]:
     """Write and read request units one DynamoDB task bills, retries left out."""
     resource = state["Resource"]
     api = resource.rsplit(":", 1)[-1]
     parameters = state.get("Parameters", {})
-    units_per_write = math.ceil(assumptions.item_size_kb / prices.rule("dynamodb_write_unit_kb"))
+    item_kb = ASSUMPTIONS.item_size_kb
+    units_per_write = math.ceil(item_kb / prices.rule("dynamodb_write_unit_kb"))
     if resource.startswith("arn:aws:states:::dynamodb:") and api in (
         "putItem",
         "updateItem",
@@ -670,12 +482,11 @@ def _request_units(
         # A write whose condition fails still consumes write capacity.
         return float(units_per_write), 0.0
     if resource.startswith("arn:aws:states:::dynamodb:") and api == "getItem":
-        read_unit_kb = prices.rule("dynamodb_strongly_consistent_read_unit_kb")
-        strong = math.ceil(assumptions.item_size_kb / read_unit_kb)
+        strong = math.ceil(item_kb / prices.rule("dynamodb_strongly_consistent_read_unit_kb"))
         return 0.0, float(strong if parameters.get("ConsistentRead") else strong / 2)
     if resource == "arn:aws:states:::aws-sdk:dynamodb:transactWriteItems":
         per_item = (
-            assumptions.cancelled_transaction_units_per_item
+            ASSUMPTIONS.cancelled_transaction_units_per_item
             if error
             else prices.rule("dynamodb_transactional_write_units_per_item")
         )
@@ -723,13 +534,9 @@ def log_records_from_history(
 
 def is_logged(event_type: str, level: str) -> bool:
     """Whether a state machine logging at `level` sends this history event type."""
-    if level == "ALL":
-        return True
     if level == "ERROR":
-        return event_type.endswith(_ERROR_EVENT_SUFFIXES) or event_type in _ERROR_EVENT_TYPES
-    if level == "FATAL":
-        return event_type in _FATAL_EVENT_TYPES
-    return False
+        return event_type.endswith(_ERROR_EVENT_SUFFIXES) or event_type == "FailStateEntered"
+    return level == "ALL" or (level == "FATAL" and event_type in _FATAL_EVENT_TYPES)
 
 
 def execution_log_bytes(records: Iterable[Mapping[str, Any]], logging: Logging) -> int:
@@ -739,12 +546,11 @@ def execution_log_bytes(records: Iterable[Mapping[str, Any]], logging: Logging) 
         if not is_logged(str(record["type"]), logging.level):
             continue
         if not logging.include_execution_data:
-            details = {
-                key: value
-                for key, value in record["details"].items()
-                if key not in _EXECUTION_DATA_FIELDS
+            details = record["details"].items()
+            record = {
+                **record,
+                "details": {k: v for k, v in details if k not in _EXECUTION_DATA_FIELDS},
             }
-            record = {**record, "details": details}
         total += len(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
     return total
 
@@ -756,13 +562,14 @@ def execution_log_bytes(records: Iterable[Mapping[str, Any]], logging: Logging) 
 class LineItem:
     label: str
     quantity: str
-    usd_per_million: float
-    kind: str
+    usd: float
+    kind: str = ""
 
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    """What one million purchases of one outcome cost under one design."""
+    """What one million purchases of one outcome cost under one design (LineItem.usd: per
+    million purchases)."""
 
     design: Design
     path: ExecutionPath
@@ -770,35 +577,18 @@ class CostBreakdown:
 
     @property
     def total(self) -> float:
-        return sum(item.usd_per_million for item in self.items)
+        return sum(item.usd for item in self.items)
 
-    def total_without(self, *kinds: str) -> float:
-        return sum(item.usd_per_million for item in self.items if item.kind not in kinds)
-
-    def kind_total(self, kind: str) -> float:
-        return sum(item.usd_per_million for item in self.items if item.kind == kind)
+    def total_without(self, kind: str) -> float:
+        return sum(item.usd for item in self.items if item.kind != kind)
 
 
-def workflow_duration_ms(design: Design, path: ExecutionPath, assumptions: Assumptions) -> float:
-    """Modelled wall time of one execution."""
-    if design.lambda_per_step:
-        return (
-            path.task_count * assumptions.lambda_step_ms
-            + path.states_entered * assumptions.standard_transition_ms
-        )
-    return path.task_count * assumptions.dynamodb_task_ms + assumptions.workflow_overhead_ms
+def _gb_seconds(memory_mb: float, ms: float) -> float:
+    return memory_mb / 1024 * ms / 1000
 
 
-def express_billed_memory_mb(
-    machine: StateMachine, prices: PriceTable, assumptions: Assumptions
-) -> float:
-    """AWS's estimate (50 MB + definition + data), rounded up to the 64 MB billing chunk."""
-    used_mb = (
-        prices.rule("sfn_express_base_memory_mb")
-        + machine.definition_bytes / MB
-        + assumptions.execution_data_kb / 1024
-    )
-    return _round_up(used_mb, prices.rule("sfn_express_memory_chunk_mb"))
+def _round_up(value: float, step: float) -> float:
+    return math.ceil(round(value / step, 9)) * step
 
 
 def xray_sampled_fraction(request_rate_per_second: float, prices: PriceTable) -> float:
@@ -811,61 +601,57 @@ def xray_sampled_fraction(request_rate_per_second: float, prices: PriceTable) ->
     return traced / request_rate_per_second
 
 
-def cold_start_fraction(request_rate_per_second: float, assumptions: Assumptions) -> float:
-    """Share of invocations that start an execution environment at a steady request rate."""
-    return 1.0 if request_rate_per_second <= 1.0 else assumptions.busy_cold_start_fraction
-
-
 def cost_per_million(
     design: Design,
     machine: StateMachine,
     outcome: Outcome,
     observed: ObservedExecution,
     prices: PriceTable,
-    assumptions: Assumptions = ASSUMPTIONS,
 ) -> CostBreakdown:
     """Line items of one million purchases ending in `outcome` (free tiers left out)."""
-    path = walk(machine, outcome, prices, assumptions)
+    path = walk(machine, outcome, prices)
+    a = ASSUMPTIONS
     items: list[LineItem] = []
 
-    def add(label: str, quantity: str, usd: float, kind: str = REQUEST_PATH) -> None:
+    def add(label: str, quantity: str, usd: float, kind: str = "") -> None:
         items.append(LineItem(label, quantity, usd, kind))
 
     add(
         f"API Gateway {design.api} API",
         "1 request",
-        prices.price(_API_PRICE_KEYS[design.api]),
+        prices.price(f"api_gateway_{design.api.lower()}_per_million_requests"),
     )
-    execution_ms = workflow_duration_ms(design, path, assumptions)
-    waiting_ms = (
-        assumptions.poll_wait_ms
-        if design.workflow == "STANDARD"
-        else assumptions.sync_call_overhead_ms
-    )
+    if design.lambda_per_step:  # a Lambda per task, and the latency Standard adds per state
+        execution_ms = (
+            path.task_count * a.lambda_step_ms + path.states_entered * a.standard_transition_ms
+        )
+    else:
+        execution_ms = path.task_count * a.dynamodb_task_ms + a.workflow_overhead_ms
+    waiting_ms = a.poll_wait_ms if design.workflow == "STANDARD" else a.sync_call_overhead_ms
     lambda_ms = _round_up(
-        assumptions.handler_ms + waiting_ms + execution_ms,
-        prices.rule("lambda_duration_rounding_ms"),
+        a.handler_ms + waiting_ms + execution_ms, prices.rule("lambda_duration_rounding_ms")
     )
     per_gb_second = prices.price(f"lambda_{design.architecture}_per_gb_second")
     add("Lambda requests", "1 invocation", prices.price("lambda_per_million_requests"))
     add(
         "Lambda duration",
         f"{lambda_ms:.0f} ms x {design.memory_mb} MB {design.architecture}",
-        design.memory_mb / 1024 * lambda_ms / 1000 * per_gb_second * MILLION,
+        _gb_seconds(design.memory_mb, lambda_ms) * per_gb_second * MILLION,
     )
     if design.workflow == "EXPRESS":
         billed_ms = _round_up(execution_ms, prices.rule("sfn_express_duration_rounding_ms"))
-        memory_mb = express_billed_memory_mb(machine, prices, assumptions)
+        # AWS's estimate (50 MB + definition + data), rounded up to the 64 MB billing chunk.
+        used_mb = (
+            prices.rule("sfn_express_base_memory_mb")
+            + machine.definition_bytes / MB
+            + a.execution_data_kb / 1024
+        )
+        memory_mb = _round_up(used_mb, prices.rule("sfn_express_memory_chunk_mb"))
         add("Express requests", "1 execution", prices.price("sfn_express_per_million_requests"))
         add(
             "Express duration",
             f"{billed_ms:.0f} ms (modelled {execution_ms:.0f}) x {memory_mb:.0f} MB",
-            memory_mb
-            / 1024
-            * billed_ms
-            / 1000
-            * prices.price("sfn_express_per_gb_second")
-            * MILLION,
+            _gb_seconds(memory_mb, billed_ms) * prices.price("sfn_express_per_gb_second") * MILLION,
         )
     else:
         add(
@@ -883,12 +669,12 @@ def cost_per_million(
         )
         add(
             "Step Lambdas: duration",
-            f"{path.task_count} x {assumptions.lambda_step_ms:.0f} ms x "
+            f"{path.task_count} x {a.lambda_step_ms:.0f} ms x "
             f"{design.step_memory_mb} MB {design.architecture}",
             path.task_count
             * design.step_memory_mb
             / 1024
-            * assumptions.lambda_step_ms
+            * a.lambda_step_ms
             / 1000
             * per_gb_second
             * MILLION,
@@ -911,7 +697,7 @@ def cost_per_million(
         log_bytes / GB * per_gb_logged * MILLION,
         EXECUTION_LOGS,
     )
-    platform_bytes = assumptions.lambda_platform_log_bytes if design.lambda_system_logs else 0
+    platform_bytes = a.lambda_platform_log_bytes if design.lambda_system_logs else 0
     function_bytes = invocations * platform_bytes + observed.function_output_bytes
     add(
         "Function logs (Lambda lines, EMF metrics, log lines)"
@@ -919,23 +705,24 @@ def cost_per_million(
         else "Function logs (EMF metrics, log lines; Lambda lines left out)",
         f"{function_bytes:,} bytes",
         function_bytes / GB * per_gb_logged * MILLION,
-        FUNCTION_LOGS,
     )
     if design.access_log_line_bytes:
         add(
             f"{design.api} API access logs",
             f"{design.access_log_line_bytes} bytes",
             design.access_log_line_bytes / GB * per_gb_logged * MILLION,
-            ACCESS_LOGS,
         )
     if prices.rule("lambda_init_billed"):
-        cold = cold_start_fraction(design.request_rate_per_second, assumptions)
-        init_gb_seconds = design.memory_mb / 1024 * assumptions.purchase_init_ms / 1000
+        # Below one request a second every invocation starts an execution environment.
+        cold = 1.0 if design.request_rate_per_second <= 1.0 else a.busy_cold_start_fraction
         add(
             "Lambda INIT (cold starts)",
-            f"{cold:.0%} of invocations x {assumptions.purchase_init_ms:.0f} ms",
-            invocations * cold * init_gb_seconds * per_gb_second * MILLION,
-            COLD_STARTS,
+            f"{cold:.0%} of invocations x {a.purchase_init_ms:.0f} ms",
+            invocations
+            * cold
+            * _gb_seconds(design.memory_mb, a.purchase_init_ms)
+            * per_gb_second
+            * MILLION,
         )
     if design.tracing:
         fraction = xray_sampled_fraction(design.request_rate_per_second, prices)
@@ -948,21 +735,17 @@ def cost_per_million(
     return CostBreakdown(design, path, tuple(items))
 
 
-def _round_up(value: float, step: float) -> float:
-    return math.ceil(round(value / step, 9)) * step
-
-
-# -------------------------------------------------------------------------------------- idle
+# ------------------------------------------------------------------------- idle, bursts, month
 
 
 @dataclass(frozen=True)
-class IdleItem:
-    """A monthly charge that runs with no traffic. usd_per_month None: the resource bills while
-    idle but bench/prices.json has no line for it."""
+class MonthlyItem:
+    """A charge of a month. usd None: the resource bills, but bench/prices.json has no line for
+    it (the report says so)."""
 
     label: str
     detail: str
-    usd_per_month: float | None
+    usd: float | None
 
 
 # Resource types that bill by the hour or month whatever the traffic, beyond the database.
@@ -991,29 +774,27 @@ def deployed_with_catalog(template: Mapping[str, Any], choice: str) -> dict[str,
     return as_deployed(template, {CATALOG_PARAMETER: choice})
 
 
-def idle_monthly_cost(
-    deployed: Mapping[str, Any], prices: PriceTable, assumptions: Assumptions = ASSUMPTIONS
-) -> tuple[IdleItem, ...]:
+def idle_monthly_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[MonthlyItem, ...]:
     """What a deployed template (see `deployed_with_catalog`) bills a month with no traffic."""
-    items: list[IdleItem] = []
+    items: list[MonthlyItem] = []
     for logical_id, resource in deployed["Resources"].items():
         kind = resource["Type"]
         properties = resource.get("Properties", {})
         if kind == "AWS::RDS::DBCluster":
-            items.extend(_aurora_idle_cost(deployed, logical_id, prices, assumptions))
+            items += _aurora_idle_cost(deployed, logical_id, prices)
         elif kind == "AWS::RDS::DBInstance" and "DBClusterIdentifier" not in properties:
-            items.extend(_database_idle_cost(logical_id, properties, prices))
-        elif kind == "AWS::EC2::VPCEndpoint" and properties.get("VpcEndpointType") in (
-            None,
-            "Gateway",
+            items += _database_idle_cost(logical_id, properties, prices)
+        elif (
+            kind == "AWS::EC2::VPCEndpoint"
+            and properties.get("VpcEndpointType", "Gateway") == "Gateway"
         ):
             continue  # gateway endpoints (the default type) are free
         elif kind in IDLE_BILLED_TYPES:
-            items.append(IdleItem(logical_id, IDLE_BILLED_TYPES[kind], None))
+            items.append(MonthlyItem(logical_id, IDLE_BILLED_TYPES[kind], None))
         elif kind == "AWS::Serverless::Function" and properties.get("ProvisionedConcurrencyConfig"):
-            items.append(IdleItem(logical_id, "provisioned concurrency: billed per hour", None))
+            items.append(MonthlyItem(logical_id, "provisioned concurrency: billed per hour", None))
         elif kind == "AWS::DynamoDB::Table" and properties.get("BillingMode") != "PAY_PER_REQUEST":
-            items.append(IdleItem(logical_id, "provisioned capacity: billed per hour", None))
+            items.append(MonthlyItem(logical_id, "provisioned capacity: billed per hour", None))
     return tuple(items)
 
 
@@ -1046,117 +827,102 @@ def pause_blockers(deployed: Mapping[str, Any], cluster_id: str) -> list[str]:
 
 
 def _aurora_idle_cost(
-    deployed: Mapping[str, Any], logical_id: str, prices: PriceTable, assumptions: Assumptions
-) -> list[IdleItem]:
-    cluster = deployed["Resources"][logical_id]["Properties"]
-    storage = IdleItem(
-        f"{logical_id}: storage",
-        f"{assumptions.aurora_storage_gb:g} GB Aurora Standard x "
-        f"${prices.price('aurora_standard_storage_per_gb_month'):.2f}/GB-month",
-        assumptions.aurora_storage_gb * prices.price("aurora_standard_storage_per_gb_month"),
+    deployed: Mapping[str, Any], logical_id: str, prices: PriceTable
+) -> list[MonthlyItem]:
+    scaling = deployed["Resources"][logical_id]["Properties"].get(
+        "ServerlessV2ScalingConfiguration", {}
     )
     per_acu_hour = prices.price("aurora_serverless_v2_per_acu_hour")
+    per_gb_month = prices.price("aurora_standard_storage_per_gb_month")
+    label = f"{logical_id}: capacity (Serverless v2)"
     blockers = pause_blockers(deployed, logical_id)
     if not blockers:
-        pause = cluster["ServerlessV2ScalingConfiguration"].get("SecondsUntilAutoPause", 300)
-        compute = IdleItem(
-            f"{logical_id}: capacity (Serverless v2)",
-            f"0 ACU: pauses {pause} s after its last connection",
-            0.0,
-        )
+        pause = scaling.get("SecondsUntilAutoPause", 300)
+        compute = MonthlyItem(label, f"0 ACU: pauses {pause} s after its last connection", 0.0)
     else:
-        scaling = cluster.get("ServerlessV2ScalingConfiguration", {})
-        acu = max(float(scaling.get("MinCapacity", 0.5)), assumptions.aurora_awake_acu)
-        compute = IdleItem(
-            f"{logical_id}: capacity (Serverless v2)",
+        acu = max(float(scaling.get("MinCapacity", 0.5)), ASSUMPTIONS.aurora_awake_acu)
+        compute = MonthlyItem(
+            label,
             f"never pauses ({', '.join(blockers)}): {acu:g} ACU x {HOURS_PER_MONTH} h x "
             f"${per_acu_hour:.2f}",
             acu * HOURS_PER_MONTH * per_acu_hour,
         )
+    storage_gb = ASSUMPTIONS.aurora_storage_gb
+    storage = MonthlyItem(
+        f"{logical_id}: storage",
+        f"{storage_gb:g} GB Aurora Standard x ${per_gb_month:.2f}/GB-month",
+        storage_gb * per_gb_month,
+    )
     return [compute, storage]
 
 
 def _database_idle_cost(
     logical_id: str, properties: Mapping[str, Any], prices: PriceTable
-) -> list[IdleItem]:
-    instance_class = str(properties["DBInstanceClass"])
-    engine = str(properties["Engine"])
-    copies = 2 if str(properties.get("MultiAZ", "false")).lower() == "true" else 1
-    multi_az = " x 2 (Multi-AZ)" if copies == 2 else ""
+) -> list[MonthlyItem]:
+    instance_class, engine = str(properties["DBInstanceClass"]), str(properties["Engine"])
+    if str(properties.get("MultiAZ", "false")).lower() == "true":
+        raise CostModelError(f"{logical_id}: Multi-AZ, not in the model")
     hourly = prices.price(f"rds_{engine}_{instance_class.replace('.', '_')}_per_hour")
-    storage_gb = float(properties.get("AllocatedStorage", DEFAULT_RDS_STORAGE_GB))
+    storage_gb = float(properties["AllocatedStorage"])
     storage_type = str(properties.get("StorageType", "gp2"))
     per_gb_month = prices.price(f"rds_{storage_type}_storage_per_gb_month")
     return [
-        IdleItem(
+        MonthlyItem(
             f"{logical_id}: {instance_class} ({engine})",
-            f"{HOURS_PER_MONTH} h x ${hourly:.3f}/h{multi_az}",
-            hourly * HOURS_PER_MONTH * copies,
+            f"{HOURS_PER_MONTH} h x ${hourly:.3f}/h",
+            hourly * HOURS_PER_MONTH,
         ),
-        IdleItem(
+        MonthlyItem(
             f"{logical_id}: storage",
-            f"{storage_gb:g} GB {storage_type} x ${per_gb_month:.3f}/GB-month{multi_az}",
-            storage_gb * per_gb_month * copies,
+            f"{storage_gb:g} GB {storage_type} x ${per_gb_month:.3f}/GB-month",
+            storage_gb * per_gb_month,
         ),
     ]
 
 
-def idle_total(items: Sequence[IdleItem]) -> float:
-    return sum(item.usd_per_month or 0.0 for item in items)
+def monthly_total(items: Iterable[MonthlyItem]) -> float:
+    """The items' sum, those the price table cannot price left out."""
+    return sum(item.usd or 0.0 for item in items)
 
 
-# ---------------------------------------------------------------------- bursts and the month
-
-
-@dataclass(frozen=True)
-class MonthlyItem:
-    label: str
-    detail: str
-    usd_per_month: float
-
-
-def flyer_burst_cost(
-    deployed: Mapping[str, Any], prices: PriceTable, assumptions: Assumptions = ASSUMPTIONS
-) -> tuple[MonthlyItem, ...]:
+def flyer_burst_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[MonthlyItem, ...]:
     """What one burst of flyer uploads costs: the catalog waking for it, I/O and the function."""
+    a = ASSUMPTIONS
     items: list[MonthlyItem] = []
-    uploads = assumptions.flyer_uploads_per_burst
+    uploads = a.flyer_uploads_per_burst
     resume_wait_s = 0.0
     for logical_id, resource in deployed["Resources"].items():
         if resource["Type"] != "AWS::RDS::DBCluster" or pause_blockers(deployed, logical_id):
             continue  # an instance that never pauses bills nothing more for a burst
-        pause = resource["Properties"]["ServerlessV2ScalingConfiguration"].get(
-            "SecondsUntilAutoPause", 300
-        )
-        resume_wait_s = assumptions.aurora_resume_seconds
-        awake_s = resume_wait_s + uploads * assumptions.flyer_invocation_ms / 1000 + pause
-        items.append(
+        scaling = resource["Properties"]["ServerlessV2ScalingConfiguration"]
+        pause = scaling.get("SecondsUntilAutoPause", 300)
+        resume_wait_s = a.aurora_resume_seconds
+        awake_s = resume_wait_s + uploads * a.flyer_invocation_ms / 1000 + pause
+        ios = uploads * a.aurora_io_per_upload
+        items += [
             MonthlyItem(
                 f"{logical_id}: awake for the burst",
-                f"{assumptions.aurora_awake_acu:g} ACU x {awake_s:.0f} s (resume, "
+                f"{a.aurora_awake_acu:g} ACU x {awake_s:.0f} s (resume, "
                 f"{uploads} uploads, {pause} s until it pauses again)",
-                assumptions.aurora_awake_acu
+                a.aurora_awake_acu
                 * awake_s
                 / 3600
                 * prices.price("aurora_serverless_v2_per_acu_hour"),
-            )
-        )
-        ios = uploads * assumptions.aurora_io_per_upload
-        items.append(
+            ),
             MonthlyItem(
                 f"{logical_id}: I/O",
                 f"{ios:g} requests",
                 ios / MILLION * prices.price("aurora_standard_per_million_io_requests"),
-            )
-        )
-    flyer = deployed["Resources"]["FlyerFunction"]["Properties"]
-    defaults = deployed.get("Globals", {}).get("Function", {})
-    memory_gb = int(flyer.get("MemorySize", defaults.get("MemorySize", 128))) / 1024
-    architecture = str((flyer.get("Architectures") or defaults.get("Architectures"))[0])
+            ),
+        ]
+    flyer = {
+        **deployed.get("Globals", {}).get("Function", {}),
+        **deployed["Resources"]["FlyerFunction"]["Properties"],
+    }
     billed_ms = (
         resume_wait_s * 1000
-        + uploads * assumptions.flyer_invocation_ms
-        + prices.rule("lambda_init_billed") * assumptions.flyer_init_ms
+        + uploads * a.flyer_invocation_ms
+        + prices.rule("lambda_init_billed") * a.flyer_init_ms
     )
     items.append(
         MonthlyItem(
@@ -1164,7 +930,11 @@ def flyer_burst_cost(
             f"{uploads} invocations, {billed_ms / 1000:.1f} s billed (INIT and the resume "
             "wait included)",
             uploads * prices.price("lambda_per_million_requests") / MILLION
-            + memory_gb * billed_ms / 1000 * prices.price(f"lambda_{architecture}_per_gb_second"),
+            + int(flyer.get("MemorySize", 128))
+            / 1024
+            * billed_ms
+            / 1000
+            * prices.price(f"lambda_{flyer['Architectures'][0]}_per_gb_second"),
         )
     )
     return tuple(items)
@@ -1180,7 +950,7 @@ class MonthlyBill:
 
     @property
     def total(self) -> float:
-        return sum(item.usd_per_month for item in self.items)
+        return monthly_total(self.items)
 
 
 def monthly_bill(
@@ -1190,7 +960,6 @@ def monthly_bill(
     machine: StateMachine,
     observed_sale: ObservedExecution,
     prices: PriceTable,
-    assumptions: Assumptions = ASSUMPTIONS,
 ) -> MonthlyBill:
     """Idle bill + `sales` sales at their steady monthly rate + the month's flyer bursts.
 
@@ -1198,12 +967,9 @@ def monthly_bill(
     free tier is left out, since an account may spend it on something else.
     """
     deployed = deployed_with_catalog(template, catalog)
-    items = [
-        MonthlyItem(item.label, item.detail, item.usd_per_month or 0.0)
-        for item in idle_monthly_cost(deployed, prices, assumptions)
-    ]
+    items = list(idle_monthly_cost(deployed, prices))
     design = design_from_template(deployed).at_monthly_volume(sales)
-    per_million = cost_per_million(design, machine, SALE, observed_sale, prices, assumptions)
+    per_million = cost_per_million(design, machine, SALE, observed_sale, prices)
     items.append(
         MonthlyItem(
             "sales: requests, workflow, DynamoDB, logs, INIT",
@@ -1222,12 +988,7 @@ def monthly_bill(
                 billed / MILLION * prices.price("xray_per_million_traces_recorded"),
             )
         )
-    burst = sum(item.usd_per_month for item in flyer_burst_cost(deployed, prices, assumptions))
-    items.append(
-        MonthlyItem(
-            "flyer bursts",
-            f"{assumptions.flyer_bursts_per_month} x ${burst:.4f}",
-            assumptions.flyer_bursts_per_month * burst,
-        )
-    )
+    burst = monthly_total(flyer_burst_cost(deployed, prices))
+    bursts = ASSUMPTIONS.flyer_bursts_per_month
+    items.append(MonthlyItem("flyer bursts", f"{bursts} x ${burst:.4f}", bursts * burst))
     return MonthlyBill(catalog, sales, tuple(items))

@@ -2,31 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from bench import cost_model
-from bench.cost_model import (
-    ASSUMPTIONS,
-    EXECUTION_LOGS,
-    NAIVE_MIN_RATIO,
-    OUTCOMES,
-    SALE,
-    SOLD_OUT,
-    TARGET_IDLE_PER_MONTH,
-    TARGET_MONTHLY_AT_10K_SALES,
-    TARGET_PER_MILLION_SALES,
-    CostBreakdown,
-    Design,
-    Logging,
-    Outcome,
-    PriceTable,
-    StateMachine,
-)
+from bench import cost_model as cm
+from bench.cost_model import ASSUMPTIONS, OUTCOMES, SALE, SOLD_OUT, CostBreakdown, Design, Logging
 from bench.execution_logs import OfflineRun, run_offline_purchases
 from bench.measurement import BenchContext, Headline, Section, table, usd, verdict
-from offline.cfn_template import resources_of_type, state_machine_definition
 
 # The logging configurations the model is evaluated under, besides the template's own.
 LOGGING_OPTIONS = (
@@ -37,108 +19,113 @@ LOGGING_OPTIONS = (
 )
 NO_EXECUTION_LOGS = Logging("OFF", False)
 MONTHLY_SALES = (10_000, 1_000_000)
-
-
-def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
-    """The template's state machine with its DefinitionSubstitutions applied."""
-    (logical_id,) = resources_of_type(dict(template), "AWS::Serverless::StateMachine")
-    return cost_model.state_machine_from_text(
-        logical_id, state_machine_definition(dict(template), logical_id)
-    )
+# Priced per (outcome name, logging).
+Costs = Mapping[tuple[str, Logging], CostBreakdown]
 
 
 def measure(context: BenchContext) -> Section:
-    prices = cost_model.load_prices()
-    design = cost_model.design_from_template(context.template)
-    naive = cost_model.naive_design(design)
-    machine = load_state_machine(context.template)
-    runs = run_offline_purchases(context.template)
+    template = context.template
+    prices = cm.load_prices()
+    design = cm.design_from_template(template)
+    naive = cm.naive_design(design)
+    machine = cm.load_state_machine(template)
+    runs = run_offline_purchases(template)
     options = [design.logging, *(o for o in LOGGING_OPTIONS if o != design.logging)]
 
-    def cost(of: Design, outcome: Outcome, logging: Logging) -> CostBreakdown:
-        observed = runs[outcome.name].observed
-        return cost_model.cost_per_million(
-            of.with_logging(logging), machine, outcome, observed, prices
-        )
+    def costs(of: Design) -> Costs:
+        return {
+            (o.name, log): cm.cost_per_million(
+                of.with_logging(log), machine, o, runs[o.name].observed, prices
+            )
+            for o in OUTCOMES
+            for log in options
+        }
 
-    ours = {(o.name, log): cost(design, o, log) for o in OUTCOMES for log in options}
-    theirs = {(o.name, log): cost(naive, o, log) for o in OUTCOMES for log in options}
-    catalogs = cost_model.catalog_choices(context.template)
-    deployed = {c: cost_model.deployed_with_catalog(context.template, c) for c in catalogs}
-    idle = {c: cost_model.idle_monthly_cost(deployed[c], prices) for c in catalogs}
-    bills = {
-        (c, sales): cost_model.monthly_bill(
-            context.template, c, sales, machine, runs[SALE.name].observed, prices
-        )
-        for c in catalogs
-        for sales in MONTHLY_SALES
-    }
+    ours, theirs = costs(design), costs(naive)
+    catalogs = cm.catalog_choices(template)
     default = catalogs[0]
-    function_tables = cost_model.tables_the_function_writes(context.template)
+    deployed = {c: cm.deployed_with_catalog(template, c) for c in catalogs}
+    idle = {c: cm.idle_monthly_cost(deployed[c], prices) for c in catalogs}
+    sale = runs[SALE.name].observed
+    bills = {
+        (c, n): cm.monthly_bill(template, c, n, machine, sale, prices)
+        for c in catalogs
+        for n in MONTHLY_SALES
+    }
 
-    sale_template = ours[(SALE.name, design.logging)]
-    sale_without_logs = ours[(SALE.name, NO_EXECUTION_LOGS)]
-    ratio_without_logs = theirs[(SALE.name, NO_EXECUTION_LOGS)].total / sale_without_logs.total
-    ratio_template = theirs[(SALE.name, design.logging)].total / sale_template.total
+    def total(of: Costs, outcome: str, logging: Logging) -> float:
+        return of[(outcome, logging)].total
+
+    def sale_ratio(logging: Logging) -> float:
+        return total(theirs, SALE.name, logging) / total(ours, SALE.name, logging)
+
+    def at_most(figure: float, target: float) -> tuple[str, str]:
+        return f"<= {usd(target)}", verdict(figure <= target)
+
+    def both(of: Costs, outcome: str) -> str:
+        return " / ".join(usd(total(of, outcome, o)) for o in (design.logging, NO_EXECUTION_LOGS))
+
+    def per_catalog(sales: int) -> str:
+        return " / ".join(usd(bills[(c, sales)].total) for c in catalogs)
+
+    sale_template = total(ours, SALE.name, design.logging)
+    sale_without_logs = total(ours, SALE.name, NO_EXECUTION_LOGS)
+    idle_default = cm.monthly_total(idle[default])
+    naive_target = (f">= {cm.NAIVE_MIN_RATIO:.0f}x",)
+    others = " / ".join(catalogs[1:])
     headlines = (
         Headline(
             f"Cost per million sales, template logging ({design.logging.label})",
-            usd(sale_template.total),
-            f"<= {usd(TARGET_PER_MILLION_SALES)}",
-            verdict(sale_template.total <= TARGET_PER_MILLION_SALES),
+            usd(sale_template),
+            *at_most(sale_template, cm.TARGET_PER_MILLION_SALES),
         ),
         Headline(
             "Cost per million sales, execution logs OFF",
-            usd(sale_without_logs.total),
-            f"<= {usd(TARGET_PER_MILLION_SALES)}",
-            verdict(sale_without_logs.total <= TARGET_PER_MILLION_SALES),
+            usd(sale_without_logs),
+            *at_most(sale_without_logs, cm.TARGET_PER_MILLION_SALES),
         ),
         Headline(
             "Cost per million sold-out rejections, template logging / logs OFF",
-            f"{usd(ours[(SOLD_OUT.name, design.logging)].total)} / "
-            f"{usd(ours[(SOLD_OUT.name, NO_EXECUTION_LOGS)].total)}",
+            both(ours, SOLD_OUT.name),
         ),
         Headline(
-            "Naive design per million sales, template logging / logs OFF",
-            f"{usd(theirs[(SALE.name, design.logging)].total)} / "
-            f"{usd(theirs[(SALE.name, NO_EXECUTION_LOGS)].total)}",
-        ),
-        Headline(
-            f"Naive design / ours per sale, both logging {design.logging.label}",
-            f"{ratio_template:.1f}x",
-            f">= {NAIVE_MIN_RATIO:.0f}x",
-            verdict(ratio_template >= NAIVE_MIN_RATIO),
-        ),
-        Headline(
-            "Naive design / ours per sale, both with execution logs OFF",
-            f"{ratio_without_logs:.1f}x",
-            f">= {NAIVE_MIN_RATIO:.0f}x",
-            verdict(ratio_without_logs >= NAIVE_MIN_RATIO),
+            "Naive design per million sales, template logging / logs OFF", both(theirs, SALE.name)
         ),
         *(
             Headline(
-                f"Idle monthly cost, catalog {c}",
-                usd(cost_model.idle_total(idle[c])),
-                f"<= {usd(TARGET_IDLE_PER_MONTH)}" if c == default else "",
-                verdict(cost_model.idle_total(idle[c]) <= TARGET_IDLE_PER_MONTH)
-                if c == default
-                else "",
+                title,
+                f"{sale_ratio(logging):.1f}x",
+                *naive_target,
+                verdict(sale_ratio(logging) >= cm.NAIVE_MIN_RATIO),
             )
-            for c in catalogs
+            for title, logging in (
+                (
+                    f"Naive design / ours per sale, both logging {design.logging.label}",
+                    design.logging,
+                ),
+                ("Naive design / ours per sale, both with execution logs OFF", NO_EXECUTION_LOGS),
+            )
         ),
         Headline(
-            f"Monthly bill at 10,000 sales, catalog {default} / {' / '.join(catalogs[1:])}",
-            " / ".join(usd(bills[(c, 10_000)].total) for c in catalogs),
-            f"<= {usd(TARGET_MONTHLY_AT_10K_SALES)}",
-            verdict(bills[(default, 10_000)].total <= TARGET_MONTHLY_AT_10K_SALES),
+            f"Idle monthly cost, catalog {default}",
+            usd(idle_default),
+            *at_most(idle_default, cm.TARGET_IDLE_PER_MONTH),
+        ),
+        *(
+            Headline(f"Idle monthly cost, catalog {c}", usd(cm.monthly_total(idle[c])))
+            for c in catalogs[1:]
         ),
         Headline(
-            f"Monthly bill at 1,000,000 sales, catalog {default} / {' / '.join(catalogs[1:])}",
-            " / ".join(usd(bills[(c, 1_000_000)].total) for c in catalogs),
+            f"Monthly bill at 10,000 sales, catalog {default} / {others}",
+            per_catalog(10_000),
+            *at_most(bills[(default, 10_000)].total, cm.TARGET_MONTHLY_AT_10K_SALES),
+        ),
+        Headline(
+            f"Monthly bill at 1,000,000 sales, catalog {default} / {others}", per_catalog(1_000_000)
         ),
         Headline(
             f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads, catalog {default}",
-            _usd_fine(_burst_total(deployed[default], prices)),
+            _usd_fine(cm.monthly_total(cm.flyer_burst_cost(deployed[default], prices))),
         ),
     )
     parts = [
@@ -146,7 +133,10 @@ def measure(context: BenchContext) -> Section:
         _design_table(design, naive),
         _paths(machine, prices),
         _log_volume(runs, options),
-        *(_breakdown(outcome, ours, options, function_tables, prices) for outcome in OUTCOMES),
+        *(
+            _breakdown(o, ours, options, cm.tables_the_function_writes(template), prices)
+            for o in OUTCOMES
+        ),
         _naive(design, ours, theirs, options),
         _idle(deployed[default], idle),
         _burst(deployed, prices),
@@ -157,7 +147,12 @@ def measure(context: BenchContext) -> Section:
     return Section("Cost model", "\n\n".join(parts), headlines)
 
 
-def _introduction(design: Design, prices: PriceTable) -> str:
+def _section(title: str, *parts: str) -> str:
+    """A subsection of the cost section: its title, then tables and paragraphs."""
+    return "\n\n".join([f"### {title}", *parts])
+
+
+def _introduction(design: Design, prices: cm.PriceTable) -> str:
     return (
         "Variable cost per million purchases from `bench/cost_model.py`: the design is read "
         "from `template.yaml`, the DynamoDB request units from walking the ASL's states, the "
@@ -177,195 +172,133 @@ def _design_table(design: Design, naive: Design) -> str:
             if of.lambda_per_step
             else "direct DynamoDB integrations"
         )
-        return [
-            of.name,
-            f"{of.api} API",
-            f"{of.architecture}, {of.memory_mb} MB",
-            of.workflow,
-            steps,
-            "on" if of.tracing else "off",
-        ]
+        memory = f"{of.architecture}, {of.memory_mb} MB"
+        return [of.name, f"{of.api} API", memory, of.workflow, steps, "on" if of.tracing else "off"]
 
-    return "\n".join(
-        [
-            "### Designs compared",
-            "",
-            table(
-                ["design", "API", "purchase Lambda", "workflow", "steps", "X-Ray"],
-                [describe(design), describe(naive)],
-            ),
-            "",
-            "The naive design is the same sale built the obvious way: REST API, an x86 Lambda at "
-            "512 MB, a Standard workflow (which has no synchronous start, so the Lambda polls) "
-            "with one Lambda per task. Its state transitions and Lambda invocations are counted "
-            "from the same ASL's states; its execution log volume is taken equal to ours (a "
-            "Lambda task logs as many events as a DynamoDB task).",
-        ]
+    return _section(
+        "Designs compared",
+        table(
+            ["design", "API", "purchase Lambda", "workflow", "steps", "X-Ray"],
+            [describe(design), describe(naive)],
+        ),
+        "The naive design is the same sale built the obvious way: REST API, an x86 Lambda at "
+        "512 MB, a Standard workflow (which has no synchronous start, so the Lambda polls) "
+        "with one Lambda per task. Its state transitions and Lambda invocations are counted "
+        "from the same ASL's states; its execution log volume is taken equal to ours (a "
+        "Lambda task logs as many events as a DynamoDB task).",
     )
 
 
-def _paths(machine: StateMachine, prices: PriceTable) -> str:
+def _units(write_units: float, read_units: float) -> str:
+    units = [(write_units, "WRU"), (read_units, "RRU")]
+    return " + ".join(f"{value:g} {unit}" for value, unit in units if value)
+
+
+def _paths(machine: cm.StateMachine, prices: cm.PriceTable) -> str:
     rows = []
     for outcome in OUTCOMES:
-        path = cost_model.walk(machine, outcome, prices)
+        path = cm.walk(machine, outcome, prices)
         states = " → ".join(
             f"{visit.name} ({_units(visit.write_units, visit.read_units)})"
             if visit.write_units or visit.read_units
             else visit.name
             for visit in path.visits
         )
-        rows.append(
-            [
-                outcome.name,
-                states,
-                path.states_entered,
-                path.task_count,
-                f"{path.write_units:g} WRU + {path.read_units:g} RRU",
-            ]
-        )
-    return "\n".join(
-        [
-            "### DynamoDB request units, walked from the ASL",
-            "",
-            table(["outcome", "states entered", "states", "tasks", "request units"], rows),
-            "",
-            "putItem and updateItem: 1 WRU per item under 1 KB, also when the condition fails. "
-            "transactWriteItems: 2 WRU per item (one to prepare, one to commit). getItem with "
-            "ConsistentRead: 1 RRU per 4 KB. Pass and Choice states: free. Retries (throttling, "
-            "a lost race) are left out: each adds its own units. A cancelled transaction is "
-            "counted like a committed one (an assumption, see below).",
-        ]
+        units = f"{path.write_units:g} WRU + {path.read_units:g} RRU"
+        rows.append([outcome.name, states, path.states_entered, path.task_count, units])
+    return _section(
+        "DynamoDB request units, walked from the ASL",
+        table(["outcome", "states entered", "states", "tasks", "request units"], rows),
+        "putItem and updateItem: 1 WRU per item under 1 KB, also when the condition fails. "
+        "transactWriteItems: 2 WRU per item (one to prepare, one to commit). getItem with "
+        "ConsistentRead: 1 RRU per 4 KB. Pass and Choice states: free. Retries (throttling, "
+        "a lost race) are left out: each adds its own units. A cancelled transaction is "
+        "counted like a committed one (an assumption, see below).",
     )
 
 
-def _units(write_units: float, read_units: float) -> str:
-    parts = []
-    if write_units:
-        parts.append(f"{write_units:g} WRU")
-    if read_units:
-        parts.append(f"{read_units:g} RRU")
-    return " + ".join(parts)
-
-
 def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[Logging]) -> str:
-    rows = []
-    for outcome in OUTCOMES:
-        run = runs[outcome.name]
-        rows.append(
-            [
-                f"{outcome.name} ({run.status_code} {run.message})",
-                run.history_events,
-                f"{run.history_json_bytes:,}",
-                *(
-                    f"{cost_model.execution_log_bytes(run.observed.log_records, o):,}"
-                    for o in options
-                ),
-                f"{run.observed.function_output_bytes:,}",
-            ]
-        )
-    return "\n".join(
+    rows = [
         [
-            "### Execution log volume (measured offline, a proxy)",
-            "",
-            "One sold-out rejection and one sale by the real handler through the offline stack "
-            "(moto executing the real ASL, tables and state machine from `template.yaml`). "
-            "Each execution's `GetExecutionHistory` events are reshaped into the JSON records "
-            "Step Functions sends to CloudWatch Logs (id, type, details, previous event, "
-            "timestamp, Express execution ARN, redrive count), filtered by log level, with "
-            "`input`, `output` and `parameters` dropped when execution data is excluded. This "
-            "is a proxy for the bytes CloudWatch Logs ingests, not a reading of them: AWS's "
-            "records may differ in layout, and the role ARN and state machine name are longer "
-            "once deployed. The function's own output (EMF metrics and log lines) is measured "
-            "on the same runs.",
-            "",
-            table(
-                [
-                    "outcome",
-                    "history events",
-                    "history JSON bytes",
-                    *(f"log bytes: {o.label}" for o in options),
-                    "function output bytes",
-                ],
-                rows,
-            ),
+            f"{outcome.name} ({run.status_code} {run.message})",
+            run.history_events,
+            f"{run.history_json_bytes:,}",
+            *(f"{cm.execution_log_bytes(run.observed.log_records, o):,}" for o in options),
+            f"{run.observed.function_output_bytes:,}",
         ]
+        for outcome in OUTCOMES
+        for run in [runs[outcome.name]]
+    ]
+    headers = ["outcome", "history events", "history JSON bytes"]
+    headers += [*(f"log bytes: {o.label}" for o in options), "function output bytes"]
+    return _section(
+        "Execution log volume (measured offline, a proxy)",
+        "One sold-out rejection and one sale by the real handler through the offline stack "
+        "(moto executing the real ASL, tables and state machine from `template.yaml`). "
+        "Each execution's `GetExecutionHistory` events are reshaped into the JSON records "
+        "Step Functions sends to CloudWatch Logs (id, type, details, previous event, "
+        "timestamp, Express execution ARN, redrive count), filtered by log level, with "
+        "`input`, `output` and `parameters` dropped when execution data is excluded. This "
+        "is a proxy for the bytes CloudWatch Logs ingests, not a reading of them: AWS's "
+        "records may differ in layout, and the role ARN and state machine name are longer "
+        "once deployed. The function's own output (EMF metrics and log lines) is measured "
+        "on the same runs.",
+        table(headers, rows),
     )
 
 
 def _breakdown(
-    outcome: Outcome,
-    ours: Mapping[tuple[str, Logging], CostBreakdown],
+    outcome: cm.Outcome,
+    ours: Costs,
     options: Sequence[Logging],
     function_tables: Sequence[str],
-    prices: PriceTable,
+    prices: cm.PriceTable,
 ) -> str:
     breakdowns = [ours[(outcome.name, o)] for o in options]
     first = breakdowns[0]
     rows = []
     for index, item in enumerate(first.items):
-        if item.kind == EXECUTION_LOGS:
+        label, quantities = item.label, item.quantity
+        if item.kind == cm.EXECUTION_LOGS:
             label = "Execution logs"
             quantities = " / ".join(b.items[index].quantity for b in breakdowns)
-        else:
-            label, quantities = item.label, item.quantity
-        rows.append([label, quantities, *(usd(b.items[index].usd_per_million) for b in breakdowns)])
+        rows.append([label, quantities, *(usd(b.items[index].usd) for b in breakdowns)])
     rows.append(["**total**", "", *(f"**{usd(b.total)}**" for b in breakdowns)])
-    rows.append(
-        [
-            "total without execution logs",
-            "",
-            *(usd(b.total_without(EXECUTION_LOGS)) for b in breakdowns),
-        ]
-    )
+    without = [usd(b.total_without(cm.EXECUTION_LOGS)) for b in breakdowns]
+    rows.append(["total without execution logs", "", *without])
     title = "successful sales" if outcome == SALE else "sold-out rejections"
-    notes = [
-        f"### Cost per million {title}",
-        "",
-        table(["line item", "per purchase", *(f"logs {o.label}" for o in options)], rows),
-    ]
+    headers = ["line item", "per purchase", *(f"logs {o.label}" for o in options)]
+    notes = [table(headers, rows)]
     if outcome == SALE:
-        notes += [
-            "",
-            f"Target: at most {usd(TARGET_PER_MILLION_SALES)} per million sales. Without "
-            f"execution logs the model gives {usd(breakdowns[-1].total)}: "
-            f"{verdict(breakdowns[-1].total <= TARGET_PER_MILLION_SALES)}. HTTP API, "
+        # HTTP API, Lambda and Express requests and the DynamoDB units: the design's floor.
+        per_request = ("API Gateway", "Lambda requests", "Express requests", "DynamoDB")
+        floor = sum(item.usd for item in first.items if item.label.startswith(per_request))
+        off = breakdowns[-1].total
+        notes.append(
+            f"Target: at most {usd(cm.TARGET_PER_MILLION_SALES)} per million sales. Without "
+            f"execution logs the model gives {usd(off)}: "
+            f"{verdict(off <= cm.TARGET_PER_MILLION_SALES)}. HTTP API, "
             "Lambda and Express requests and the DynamoDB units alone come to "
-            f"{usd(_fixed_floor(first))}, before any duration, log line or trace.",
-        ]
-    if function_tables:
-        extra = ASSUMPTIONS.idempotency_write_units * prices.price(
-            "dynamodb_per_million_write_request_units"
+            f"{usd(floor)}, before any duration, log line or trace."
         )
-        notes += [
-            "",
+    if function_tables:
+        units = ASSUMPTIONS.idempotency_write_units
+        extra = units * prices.price("dynamodb_per_million_write_request_units")
+        notes.append(
             "Not in the totals: a request carrying an `Idempotency-Key` header also writes "
             f"its record in {', '.join(function_tables)} from the Lambda "
-            f"({ASSUMPTIONS.idempotency_write_units:g} WRU): +{usd(extra)} per million such "
-            "requests.",
-        ]
-    return "\n".join(notes)
+            f"({units:g} WRU): +{usd(extra)} per million such requests."
+        )
+    return _section(f"Cost per million {title}", *notes)
 
 
-def _fixed_floor(breakdown: CostBreakdown) -> float:
-    per_request = ("API Gateway", "Lambda requests", "Express requests", "DynamoDB")
-    return sum(
-        item.usd_per_million for item in breakdown.items if item.label.startswith(per_request)
-    )
-
-
-def _naive(
-    design: Design,
-    ours: Mapping[tuple[str, Logging], CostBreakdown],
-    theirs: Mapping[tuple[str, Logging], CostBreakdown],
-    options: Sequence[Logging],
-) -> str:
+def _naive(design: Design, ours: Costs, theirs: Costs, options: Sequence[Logging]) -> str:
     sale = theirs[(SALE.name, design.logging)]
-    item_rows = [[item.label, item.quantity, usd(item.usd_per_million)] for item in sale.items]
+    item_rows = [[item.label, item.quantity, usd(item.usd)] for item in sale.items]
     item_rows.append(["**total**", "", f"**{usd(sale.total)}**"])
     ratio_rows = []
     for o in options:
-        naive_total = theirs[(SALE.name, o)].total
-        our_total = ours[(SALE.name, o)].total
+        naive_total, our_total = theirs[(SALE.name, o)].total, ours[(SALE.name, o)].total
         ratio = naive_total / our_total
         ratio_rows.append(
             [
@@ -373,37 +306,25 @@ def _naive(
                 usd(our_total),
                 usd(naive_total),
                 f"{ratio:.1f}x",
-                verdict(ratio >= NAIVE_MIN_RATIO),
+                verdict(ratio >= cm.NAIVE_MIN_RATIO),
             ]
         )
-    return "\n".join(
-        [
-            f"### Naive design, per million sales (logs {design.logging.label})",
-            "",
-            table(["line item", "per purchase", "USD per million"], item_rows),
-            "",
-            f"Naive / ours, both under the same logging (target: at least {NAIVE_MIN_RATIO:.0f}x):",
-            "",
-            table(["execution logs", "ours", "naive", "naive / ours", "target"], ratio_rows),
-        ]
+    return _section(
+        f"Naive design, per million sales (logs {design.logging.label})",
+        table(["line item", "per purchase", "USD per million"], item_rows),
+        f"Naive / ours, both under the same logging (target: at least {cm.NAIVE_MIN_RATIO:.0f}x):",
+        table(["execution logs", "ours", "naive", "naive / ours", "target"], ratio_rows),
     )
 
 
-def _idle(default: Mapping[str, Any], idle: Mapping[str, Sequence[cost_model.IdleItem]]) -> str:
+def _idle(default: Mapping[str, Any], idle: Mapping[str, Sequence[cm.MonthlyItem]]) -> str:
     rows = [
-        [
-            choice,
-            item.label,
-            item.detail,
-            usd(item.usd_per_month)
-            if item.usd_per_month is not None
-            else "**not in the price table**",
-        ]
+        [choice, item.label, item.detail, _monthly_usd(item)]
         for choice, items in idle.items()
         for item in items
     ]
     rows += [
-        [f"**{choice}**", "**total**", "", f"**{usd(cost_model.idle_total(items))}**"]
+        [f"**{choice}**", "**total**", "", f"**{usd(cm.monthly_total(items))}**"]
         for choice, items in idle.items()
     ]
     billed = {item.label.split(":")[0] for items in idle.values() for item in items}
@@ -416,23 +337,23 @@ def _idle(default: Mapping[str, Any], idle: Mapping[str, Sequence[cost_model.Idl
             and "DBClusterIdentifier" not in resource.get("Properties", {})
         }
     )
-    return "\n".join(
-        [
-            "### Idle monthly cost, per `CatalogDatabase`",
-            "",
-            table(["CatalogDatabase", "what bills with no traffic", "how", "USD per month"], rows),
-            "",
-            "The template is read as deployed with each value (its Conditions evaluated). "
-            "Aurora Serverless v2 at 0 ACU bills no capacity while paused; the model counts "
-            "it awake all month as soon as anything in the template would stop it pausing (a "
-            "minimum above 0 ACU, an RDS Proxy, a binary log, enhanced monitoring, "
-            "Performance Insights, log exports). Everything else bills per request or per GB "
-            "stored, so nothing while idle beyond a few cents of storage: "
-            + ", ".join(f"`{kind}`" for kind in pay_per_use)
-            + ". No NAT gateway, interface endpoint, RDS Proxy or provisioned capacity is "
-            "declared. Backups are free up to the database's own storage.",
-        ]
+    return _section(
+        "Idle monthly cost, per `CatalogDatabase`",
+        table(["CatalogDatabase", "what bills with no traffic", "how", "USD per month"], rows),
+        "The template is read as deployed with each value (its Conditions evaluated). "
+        "Aurora Serverless v2 at 0 ACU bills no capacity while paused; the model counts "
+        "it awake all month as soon as anything in the template would stop it pausing (a "
+        "minimum above 0 ACU, an RDS Proxy, a binary log, enhanced monitoring, "
+        "Performance Insights, log exports). Everything else bills per request or per GB "
+        "stored, so nothing while idle beyond a few cents of storage: "
+        + ", ".join(f"`{kind}`" for kind in pay_per_use)
+        + ". No NAT gateway, interface endpoint, RDS Proxy or provisioned capacity is "
+        "declared. Backups are free up to the database's own storage.",
     )
+
+
+def _monthly_usd(item: cm.MonthlyItem, money: Callable[[float], str] = usd) -> str:
+    return "**not in the price table**" if item.usd is None else money(item.usd)
 
 
 def _usd_fine(value: float) -> str:
@@ -440,32 +361,24 @@ def _usd_fine(value: float) -> str:
     return f"${value:,.4f}"
 
 
-def _burst_total(deployed: Mapping[str, Any], prices: PriceTable) -> float:
-    return sum(item.usd_per_month for item in cost_model.flyer_burst_cost(deployed, prices))
-
-
-def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: PriceTable) -> str:
+def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: cm.PriceTable) -> str:
     rows = [
-        [choice, item.label, item.detail, _usd_fine(item.usd_per_month)]
+        [choice, item.label, item.detail, _monthly_usd(item, _usd_fine)]
         for choice, template in deployed.items()
-        for item in cost_model.flyer_burst_cost(template, prices)
+        for item in cm.flyer_burst_cost(template, prices)
     ]
-    return "\n".join(
-        [
-            f"### One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads",
-            "",
-            table(["CatalogDatabase", "line item", "how", "USD"], rows),
-            "",
-            "A paused catalog resumes for the first upload and pauses again once no connection "
-            "has been open for its auto-pause delay: the burst pays that delay too. `make show` "
-            "wakes it the same way. An always-on instance bills nothing more for a burst.",
-        ]
+    return _section(
+        f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads",
+        table(["CatalogDatabase", "line item", "how", "USD"], rows),
+        "A paused catalog resumes for the first upload and pauses again once no connection "
+        "has been open for its auto-pause delay: the burst pays that delay too. `make show` "
+        "wakes it the same way. An always-on instance bills nothing more for a burst.",
     )
 
 
-def _monthly(bills: Mapping[tuple[str, int], cost_model.MonthlyBill]) -> str:
+def _monthly(bills: Mapping[tuple[str, int], cm.MonthlyBill]) -> str:
     rows = [
-        [bill.catalog, f"{bill.sales:,}", item.label, item.detail, usd(item.usd_per_month)]
+        [bill.catalog, f"{bill.sales:,}", item.label, item.detail, _monthly_usd(item)]
         for bill in bills.values()
         for item in bill.items
     ]
@@ -473,44 +386,32 @@ def _monthly(bills: Mapping[tuple[str, int], cost_model.MonthlyBill]) -> str:
         [f"**{bill.catalog}**", f"**{bill.sales:,}**", "**total**", "", f"**{usd(bill.total)}**"]
         for bill in bills.values()
     ]
-    return "\n".join(
-        [
-            "### The monthly bill, as deployed",
-            "",
-            table(["CatalogDatabase", "sales a month", "line item", "how", "USD"], rows),
-            "",
-            "Every purchase a sale, at the month's steady rate (10,000 a month is one every "
-            "4.4 minutes, a million 0.38 a second): below one request a second every "
-            "invocation is counted as a cold start, whose INIT Lambda bills since 1 August "
-            "2025, and X-Ray traces every request (its first 100,000 traces a month are "
-            f"free). {ASSUMPTIONS.flyer_bursts_per_month} flyer bursts a month. No other free "
-            "tier is applied: an account may spend them elsewhere.",
-        ]
+    return _section(
+        "The monthly bill, as deployed",
+        table(["CatalogDatabase", "sales a month", "line item", "how", "USD"], rows),
+        "Every purchase a sale, at the month's steady rate (10,000 a month is one every "
+        "4.4 minutes, a million 0.38 a second): below one request a second every "
+        "invocation is counted as a cold start, whose INIT Lambda bills since 1 August "
+        "2025, and X-Ray traces every request (its first 100,000 traces a month are "
+        f"free). {ASSUMPTIONS.flyer_bursts_per_month} flyer bursts a month. No other free "
+        "tier is applied: an account may spend them elsewhere.",
     )
 
 
 def _assumptions() -> str:
     rows = [
-        [
-            f"`{entry.name}`",
-            f"{getattr(ASSUMPTIONS, entry.name):g} {entry.metadata['unit']}",
-            entry.metadata["why"],
-        ]
-        for entry in dataclasses.fields(ASSUMPTIONS)
+        [f"`{name}`", f"{getattr(ASSUMPTIONS, name):g} {unit}", why]
+        for name, (unit, why) in cm.ASSUMPTION_NOTES.items()
     ]
-    return "\n".join(
-        [
-            "### Assumptions",
-            "",
-            table(["input", "value", "why"], rows),
-            "",
-            "Also: X-Ray records one trace per purchase (the state machine continues the "
-            "Lambda's trace) and samples with the default rule (1 request a second, then 5%). "
-            "The cost per million is taken at the API's throttling rate from the template, a "
-            "busy on-sale; the monthly bill at the month's own rate, where under one request a "
-            "second every purchase is traced ($5.00 per million beyond the free 100,000). "
-            "Free tiers are otherwise left out. Log volume is billed in binary gigabytes.",
-        ]
+    return _section(
+        "Assumptions",
+        table(["input", "value", "why"], rows),
+        "Also: X-Ray records one trace per purchase (the state machine continues the "
+        "Lambda's trace) and samples with the default rule (1 request a second, then 5%). "
+        "The cost per million is taken at the API's throttling rate from the template, a "
+        "busy on-sale; the monthly bill at the month's own rate, where under one request a "
+        "second every purchase is traced ($5.00 per million beyond the free 100,000). "
+        "Free tiers are otherwise left out. Log volume is billed in binary gigabytes.",
     )
 
 
@@ -519,17 +420,13 @@ def _plain_number(value: float) -> str:
     return f"{value:.10f}".rstrip("0").rstrip(".") if value < 0.01 else f"{value:g}"
 
 
-def _prices(prices: PriceTable) -> str:
+def _prices(prices: cm.PriceTable) -> str:
     rows = [
         [f"`{line.key}`", _plain_number(line.value), line.unit, line.as_of, line.source]
         for line in [*prices.prices.values(), *prices.rules.values()]
     ]
-    return "\n".join(
-        [
-            "### Price table (`bench/prices.json`)",
-            "",
-            prices.notes,
-            "",
-            table(["line", "value", "unit", "as of", "source"], rows),
-        ]
+    return _section(
+        "Price table (`bench/prices.json`)",
+        prices.notes,
+        table(["line", "value", "unit", "as of", "source"], rows),
     )

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +29,7 @@ from bench.cost_model import (
     api_function,
     log_records_from_history,
 )
-from bench.lambda_layout import add_code_to_path, function_named
+from offline import cfn_template, moto_server
 
 SAMPLE_EVENT = "purchase_visa"
 # The offline account, on top of the function's variables from the template: fake credentials,
@@ -47,19 +48,6 @@ _EXECUTION_UUID = "00000000-0000-4000-8000-000000000000"
 
 
 @dataclass(frozen=True)
-class FakeLambdaContext:
-    """What the handler reads from Lambda's context object."""
-
-    function_name: str = "PurchaseFunction"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PurchaseFunction"
-    aws_request_id: str = "5b7e9a3c-0000-4000-8000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
-
-
-@dataclass(frozen=True)
 class OfflineRun:
     """One purchase on the offline stack and what it left behind."""
 
@@ -73,9 +61,8 @@ class OfflineRun:
 
 def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     """A sold-out rejection, then a sale, by the same buyer for the same show."""
-    from tests.events import load_event
+    from tests.events import FakeLambdaContext, load_event
 
-    add_code_to_path(template)
     event = load_event(SAMPLE_EVENT)
     quantity = int(json.loads(event["body"]).get("quantity", 1))
     show_id = str(json.loads(event["body"])["showId"])
@@ -90,7 +77,7 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
                 Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
             )
             known = _execution_arns(stepfunctions, machine_arn)
-            answer, output_bytes = _invoke_purchase(event)
+            answer, output_bytes = _invoke_purchase(event, FakeLambdaContext())
             if answer["statusCode"] != expected_status:
                 raise RuntimeError(f"{outcome.name}: expected {expected_status}, got {answer}")
             (execution_arn,) = _execution_arns(stepfunctions, machine_arn) - known
@@ -111,35 +98,28 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
 
 @contextlib.contextmanager
 def _offline_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]]:
-    """moto running the template's tables and state machine; environment restored afterwards."""
-    from moto import mock_aws
-
+    """moto running the template's tables and state machine, the purchase function's code
+    importable as the Lambda runtime makes it; environment restored afterwards."""
+    function = cfn_template.function(template, api_function(template)[0], unresolved="")
+    for folder in (function.code_dir, *function.layer_dirs):
+        if str(folder) not in sys.path:
+            sys.path.insert(0, str(folder))
     import purchase_workflow
-    from offline import cfn_template, moto_sfn
 
-    machine_id = next(
-        iter(cfn_template.resources_of_type(dict(template), "AWS::Serverless::StateMachine"))
-    )
-    moto_sfn.install()
     moto_logger = logging.getLogger("moto")
     saved_level = moto_logger.level
     # moto logs every Fail state it runs as an error: expected here.
     moto_logger.setLevel(logging.CRITICAL)
-    function = function_named(template, api_function(template)[0])
     environment = {**function.environment, **OFFLINE_ENVIRONMENT}
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
     try:
-        with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-            dynamodb = boto3.client("dynamodb")
-            stepfunctions = boto3.client("stepfunctions")
-            cfn_template.create_tables(dynamodb, dict(template))
-            arn = cfn_template.create_state_machine(stepfunctions, dict(template), machine_id)
+        with moto_server.in_process(dict(template)) as arn:
             os.environ["STATE_MACHINE_ARN"] = arn
             # Settings and client are cached per execution environment: start afresh.
             purchase_workflow.settings.cache_clear()
             purchase_workflow.sfn_client.cache_clear()
-            yield dynamodb, stepfunctions, arn
+            yield boto3.client("dynamodb"), boto3.client("stepfunctions"), arn
     finally:
         purchase_workflow.settings.cache_clear()
         purchase_workflow.sfn_client.cache_clear()
@@ -151,12 +131,12 @@ def _offline_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]
                 os.environ[name] = value
 
 
-def _invoke_purchase(event: dict[str, Any]) -> tuple[dict[str, Any], int]:
+def _invoke_purchase(event: dict[str, Any], context: Any) -> tuple[dict[str, Any], int]:
     """The handler's answer and how many bytes it printed (EMF metrics and log lines)."""
     import purchase_handler
 
     with _captured_output() as buffer:
-        answer: dict[str, Any] = purchase_handler.lambda_handler(event, FakeLambdaContext())
+        answer: dict[str, Any] = purchase_handler.lambda_handler(event, context)
     return answer, len(buffer.getvalue().encode())
 
 

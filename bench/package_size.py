@@ -20,8 +20,8 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from bench.lambda_layout import lambda_functions, layers
 from bench.measurement import BenchContext, Headline, Section, scrub, table
+from offline.cfn_template import ROOT, resources_of_type
 
 PIP_TIMEOUT_SECONDS = 150
 # Lambda's zipped upload limit (direct upload) and unzipped limit, code and layers together.
@@ -63,16 +63,13 @@ class PackageSize:
 
 
 def measure(context: BenchContext) -> Section:
-    artifacts = [
-        (function.logical_id, function.code_dir, function.requirements)
-        for function in lambda_functions(context.template)
-    ]
-    artifacts += [
-        (layer.logical_id, layer.content_dir, layer.requirements)
-        for layer in layers(context.template).values()
-    ]
     sizes = [
-        _package_size(name, code, requirements, context) for name, code, requirements in artifacts
+        _package_size(logical_id, ROOT / resource["Properties"][folder], context)
+        for kind, folder in (
+            ("AWS::Serverless::Function", "CodeUri"),
+            ("AWS::Serverless::LayerVersion", "ContentUri"),
+        )
+        for logical_id, resource in resources_of_type(dict(context.template), kind).items()
     ]
     rows = [
         [
@@ -132,15 +129,14 @@ def _human(size: int) -> str:
     return f"{size / 1000:.1f} KB"
 
 
-def _package_size(
-    name: str, code_dir: Path, requirements: Path | None, context: BenchContext
-) -> PackageSize:
+def _package_size(name: str, code_dir: Path, context: BenchContext) -> PackageSize:
     code_files = list(_files(code_dir))
     note = ""
     with tempfile.TemporaryDirectory(prefix="bench-package-") as temporary:
         target = Path(temporary) / "deps"
         target.mkdir()
-        if requirements is not None and _has_requirements(requirements):
+        requirements = code_dir / "requirements.txt"
+        if requirements.is_file() and _has_requirements(requirements):
             note = _pip_install(requirements, target, context)
         dependency_files = list(_files(target))
         runtime_dirs = _runtime_provided_folders(target)

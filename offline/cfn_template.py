@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,71 @@ def function_logging_config(template: Mapping[str, Any], logical_id: str) -> dic
         **template.get("Globals", {}).get("Function", {}).get("LoggingConfig", {}),
         **template["Resources"][logical_id]["Properties"].get("LoggingConfig", {}),
     }
+
+
+@dataclass(frozen=True)
+class Function:
+    """One AWS::Serverless::Function as the Lambda runtime sees it, its Globals merged in."""
+
+    logical_id: str
+    handler: str  # module.function
+    code_dir: Path
+    layer_dirs: tuple[Path, ...]
+    environment: dict[str, str]
+    memory_mb: int
+    timeout_seconds: float
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+
+def function(
+    template: Mapping[str, Any],
+    logical_id: str,
+    local_values: Mapping[str, str] | None = None,
+    unresolved: str | None = None,
+) -> Function:
+    """A function of the template, its environment resolved offline: from `local_values` when it
+    has the variable (what AWS resolves to a deployed resource), else a literal, a parameter's
+    default or a table's offline name; anything else becomes `unresolved`, or an error."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    properties = {**globals_, **template["Resources"][logical_id]["Properties"]}
+    variables = {
+        **globals_.get("Environment", {}).get("Variables", {}),
+        **properties.get("Environment", {}).get("Variables", {}),
+    }
+    environment = {}
+    for name, value in variables.items():
+        local = (local_values or {}).get(name, _offline_value(template, value))
+        if local is None and unresolved is None:
+            raise ValueError(f"{logical_id}: no local value for {name} = {value!r}")
+        environment[name] = local if local is not None else str(unresolved)
+    logging_config = function_logging_config(template, logical_id)
+    if logging_config.get("LogFormat") == "JSON":
+        # What Lambda sets under advanced logging controls; Powertools Logger takes its level.
+        environment["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
+        environment["AWS_LAMBDA_LOG_LEVEL"] = logging_config.get("ApplicationLogLevel", "INFO")
+    layers = [template["Resources"][layer["Ref"]] for layer in properties.get("Layers", [])]
+    return Function(
+        logical_id=logical_id,
+        handler=str(properties["Handler"]),
+        code_dir=ROOT / properties["CodeUri"],
+        layer_dirs=tuple(ROOT / layer["Properties"]["ContentUri"] for layer in layers),
+        environment=environment,
+        memory_mb=int(properties.get("MemorySize", 128)),
+        timeout_seconds=float(properties.get("Timeout", 3)),
+    )
+
+
+def _offline_value(template: Mapping[str, Any], value: Any) -> str | None:
+    if isinstance(value, str | int | float):
+        return str(value)
+    ref = value.get("Ref") if isinstance(value, Mapping) else None
+    if ref in resources_of_type(dict(template), "AWS::DynamoDB::Table"):
+        return str(ref)  # tables are created offline under their logical id
+    default = template.get("Parameters", {}).get(ref, {}).get("Default")
+    return None if default is None else str(default)
 
 
 def table_arn(table_name: str) -> str:

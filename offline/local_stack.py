@@ -153,50 +153,6 @@ def _ensure_port_free(port: int, variable: str) -> None:
             ) from None
 
 
-def function_settings(
-    template: dict[str, Any], logical_id: str, local_values: Mapping[str, str]
-) -> dict[str, Any]:
-    """A function's handler, code paths, environment, memory and timeout, from the template.
-
-    Environment variables take their local value when `local_values` has one (what AWS would
-    resolve to a deployed resource), else the template's literal or parameter default.
-    """
-    globals_ = template.get("Globals", {}).get("Function", {})
-    properties = {**globals_, **template["Resources"][logical_id]["Properties"]}
-    variables = {
-        **globals_.get("Environment", {}).get("Variables", {}),
-        **properties.get("Environment", {}).get("Variables", {}),
-    }
-    environ = {}
-    for name, value in variables.items():
-        if name in local_values:
-            environ[name] = local_values[name]
-        elif isinstance(value, dict) and value.get("Ref") in template["Parameters"]:
-            environ[name] = str(template["Parameters"][value["Ref"]]["Default"])
-        elif isinstance(value, dict) and "Ref" in value:
-            environ[name] = cfn_template.resolve(value, template)
-        elif isinstance(value, str | int | float):
-            environ[name] = str(value)
-        else:
-            raise ValueError(f"{logical_id}: no local value for {name} = {value!r}")
-    logging_config = cfn_template.function_logging_config(template, logical_id)
-    if logging_config.get("LogFormat") == "JSON":
-        # What Lambda sets under advanced logging controls; Powertools Logger takes its level.
-        environ["AWS_LAMBDA_LOG_FORMAT"] = "JSON"
-        environ["AWS_LAMBDA_LOG_LEVEL"] = logging_config.get("ApplicationLogLevel", "INFO")
-    paths = [str(ROOT / properties["CodeUri"])]
-    for layer in properties.get("Layers", []):
-        layer_resource = template["Resources"][layer["Ref"]]
-        paths.append(str(ROOT / layer_resource["Properties"]["ContentUri"]))
-    return {
-        "handler": properties["Handler"],
-        "paths": paths,
-        "environ": environ,
-        "memory_mb": int(properties.get("MemorySize", 128)),
-        "timeout_seconds": float(properties.get("Timeout", 3)),
-    }
-
-
 def _kebab(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
 
@@ -288,9 +244,9 @@ class LocalStack:
     def _pool(
         self, logical_id: str, concurrency: int, local_values: Mapping[str, str]
     ) -> LambdaPool:
-        settings = function_settings(self.template, logical_id, local_values)
+        function = cfn_template.function(self.template, logical_id, local_values)
         environ = {
-            **settings["environ"],
+            **function.environment,
             **LOCAL_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.aws_url,
             # No sync-<host> exists locally for StartSyncExecution.
@@ -298,12 +254,12 @@ class LocalStack:
         }
         pool = LambdaPool(
             logical_id,
-            settings["handler"],
-            settings["paths"],
+            function.handler,
+            [str(folder) for folder in (function.code_dir, *function.layer_dirs)],
             environ,
             concurrency=concurrency,
-            memory_mb=settings["memory_mb"],
-            timeout_seconds=settings["timeout_seconds"],
+            memory_mb=function.memory_mb,
+            timeout_seconds=function.timeout_seconds,
         )
         self._exit.callback(pool.close)
         # Two warm environments answer the first requests at once; more start under load.

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from tests import reliability
+from tests.events import FakeLambdaContext
 from tests.pan_scan import find_card_numbers
 
 # Before any handler module is imported: these are read at import or first use.
@@ -33,17 +34,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = os.environ.get("RELIABILITY_REPORT")
     if target:
         reliability.write_report(Path(target), passed=exitstatus == 0)
-
-
-@dataclass
-class FakeLambdaContext:
-    function_name: str = "PurchaseFunction"
-    memory_limit_in_mb: int = 128
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:PurchaseFunction"
-    aws_request_id: str = "5b7e9a3c-0000-4000-8000-000000000001"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 29_000
 
 
 @pytest.fixture

@@ -21,13 +21,12 @@ from bench.cost_model import (
     ObservedExecution,
     Outcome,
 )
-from bench.cost_report import load_state_machine
 from bench.execution_logs import run_offline_purchases
 from offline import cfn_template
 
 TEMPLATE = cfn_template.load_template()
 PRICES = cost_model.load_prices()
-MACHINE = load_state_machine(TEMPLATE)
+MACHINE = cost_model.load_state_machine(TEMPLATE)
 DESIGN = cost_model.design_from_template(TEMPLATE)
 NO_EXECUTION_LOGS = Logging("OFF", False)
 
@@ -181,7 +180,7 @@ def test_cost_model_idle_rds_catalog_is_the_instance_and_its_storage() -> None:
         "Database: db.t4g.micro (mysql)",
         "Database: storage",
     ]
-    assert cost_model.idle_total(items) == pytest.approx(730 * 0.016 + 20 * 0.115)
+    assert cost_model.monthly_total(items) == pytest.approx(730 * 0.016 + 20 * 0.115)
 
 
 def test_cost_model_idle_default_catalog_pauses_and_bills_storage_only() -> None:
@@ -193,11 +192,11 @@ def test_cost_model_idle_default_catalog_pauses_and_bills_storage_only() -> None
     items = cost_model.idle_monthly_cost(deployed, PRICES)
 
     # THEN the cluster bills no capacity while paused, only its storage: within the target
-    assert [(item.label, item.usd_per_month) for item in items] == [
+    assert [(item.label, item.usd) for item in items] == [
         ("AuroraCatalog: capacity (Serverless v2)", 0.0),
         ("AuroraCatalog: storage", pytest.approx(0.10)),
     ]
-    assert cost_model.idle_total(items) <= TARGET_IDLE_PER_MONTH
+    assert cost_model.monthly_total(items) <= TARGET_IDLE_PER_MONTH
 
 
 def _default_deployed() -> dict[str, Any]:
@@ -250,8 +249,8 @@ def test_cost_model_anything_that_keeps_the_catalog_awake_breaks_the_idle_target
 
     # WHEN its idle bill is computed THEN the cluster bills capacity all month: target missed
     items = cost_model.idle_monthly_cost(deployed, PRICES)
-    assert cost_model.idle_total(items) >= 0.5 * 730 * 0.12
-    assert cost_model.idle_total(items) > TARGET_IDLE_PER_MONTH
+    assert cost_model.monthly_total(items) >= 0.5 * 730 * 0.12
+    assert cost_model.monthly_total(items) > TARGET_IDLE_PER_MONTH
 
 
 def test_cost_model_monthly_bill_at_10k_sales_meets_the_target(
@@ -264,7 +263,7 @@ def test_cost_model_monthly_bill_at_10k_sales_meets_the_target(
     # THEN the whole bill is within the target, and X-Ray is inside its free tier
     assert bill.total <= TARGET_MONTHLY_AT_10K_SALES
     xray = next(item for item in bill.items if item.label == "sales: X-Ray traces")
-    assert xray.usd_per_month == 0.0
+    assert xray.usd == 0.0
 
 
 def test_cost_model_monthly_bill_at_1m_sales_stays_under_ceiling_and_traces_every_sale(
@@ -277,7 +276,7 @@ def test_cost_model_monthly_bill_at_1m_sales_stays_under_ceiling_and_traces_ever
     # A million a month is 0.38 requests a second: below X-Ray's reservoir of one a second,
     # so every purchase is traced; the first 100,000 are free.
     xray = next(item for item in bill.items if item.label == "sales: X-Ray traces")
-    assert xray.usd_per_month == pytest.approx(0.9 * 5.00)
+    assert xray.usd == pytest.approx(0.9 * 5.00)
 
 
 def test_cost_model_rds_catalog_misses_the_idle_and_monthly_targets(
@@ -295,7 +294,7 @@ def test_cost_model_flyer_burst_wakes_the_catalog_for_cents() -> None:
     items = cost_model.flyer_burst_cost(deployed, PRICES)
     labels = [item.label for item in items]
     assert labels == ["AuroraCatalog: awake for the burst", "AuroraCatalog: I/O", "FlyerFunction"]
-    assert 0 < sum(item.usd_per_month for item in items) <= CEILING_FLYER_BURST
+    assert 0 < cost_model.monthly_total(items) <= CEILING_FLYER_BURST
 
 
 def test_cost_model_counts_access_logs_and_lambda_init(
@@ -307,17 +306,17 @@ def test_cost_model_counts_access_logs_and_lambda_init(
 
     # THEN its lines (about 190 bytes) cost about $0.09, and cold starts are billed too
     assert 150 < DESIGN.access_log_line_bytes < 250
-    assert by_label["HTTP API access logs"].usd_per_million == pytest.approx(0.09, abs=0.01)
-    assert by_label["Lambda INIT (cold starts)"].usd_per_million > 0
+    assert by_label["HTTP API access logs"].usd == pytest.approx(0.09, abs=0.01)
+    assert by_label["Lambda INIT (cold starts)"].usd > 0
     # Below one request a second every invocation starts cold, and every request is traced
     quiet = cost_model.cost_per_million(
         DESIGN.at_monthly_volume(10_000), MACHINE, SALE, observed["sale"], PRICES
     )
     quiet_items = {item.label: item for item in quiet.items}
-    assert quiet_items["Lambda INIT (cold starts)"].usd_per_million > (
-        50 * by_label["Lambda INIT (cold starts)"].usd_per_million
+    assert quiet_items["Lambda INIT (cold starts)"].usd > (
+        50 * by_label["Lambda INIT (cold starts)"].usd
     )
-    assert quiet_items["X-Ray traces recorded"].usd_per_million == pytest.approx(5.00)
+    assert quiet_items["X-Ray traces recorded"].usd == pytest.approx(5.00)
 
 
 def test_prices_every_line_is_dated_and_sourced() -> None:
