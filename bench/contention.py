@@ -9,7 +9,6 @@ at a time may hold: the item sells at most 1 / (hold window) transactions a seco
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import time
@@ -57,32 +56,17 @@ def run_point(
 ) -> Point:
     """Offer `offered_per_s` buyers a second for `duration_s` to one show, at hold window
     `window_ms`, and count how they ended."""
-    from bench.lambda_layout import add_code_to_path
+    from bench.execution_logs import offline_purchase_stack
     from offline import cfn_template
-    from offline.local_stack import LOCAL_CREDENTIALS
 
-    add_code_to_path(cfn_template.load_template())
-    os.environ.update(
-        LOCAL_CREDENTIALS,
-        LOCAL_DYNAMODB_TRANSACTION_MS=f"{window_ms:g}",
-        AWS_DISABLE_HOST_PREFIX_INJECTION="true",
-        LEASE_SECONDS="60",
-    )
-    import boto3
+    os.environ["LOCAL_DYNAMODB_TRANSACTION_MS"] = f"{window_ms:g}"
+    with offline_purchase_stack(cfn_template.load_template()) as (dynamodb, _, _):
+        import purchase_workflow
+        from card_validation import Card
+        from offline.dynamodb_engine import ENGINE
+        from purchase_outcomes import SHOW_BUSY, SOLD
 
-    import purchase_workflow
-    from card_validation import Card
-    from offline import moto_server
-    from offline.dynamodb_engine import ENGINE
-    from purchase_outcomes import SHOW_BUSY, SOLD
-
-    # moto logs every failed state at ERROR: a lost race is an expected outcome here.
-    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
-    with moto_server.in_process(cfn_template.load_template()) as arn:
-        os.environ["STATE_MACHINE_ARN"] = arn
-        purchase_workflow.settings.cache_clear()
-        purchase_workflow.sfn_client.cache_clear()
-        boto3.client("dynamodb").put_item(
+        dynamodb.put_item(
             TableName="ShowTickets",
             Item={"showId": {"S": SHOW}, "ticketsAvailable": {"N": str(STOCK)}},
         )
@@ -111,7 +95,6 @@ def run_point(
         elapsed = time.monotonic() - started
         sold = outcomes.count(SOLD.metric)
         busy = outcomes.count(SHOW_BUSY.metric)
-        purchase_workflow.sfn_client.cache_clear()
         return Point(
             window_ms,
             offered_per_s,

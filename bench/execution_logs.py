@@ -67,7 +67,7 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     quantity = int(json.loads(event["body"]).get("quantity", 1))
     show_id = str(json.loads(event["body"])["showId"])
     runs = {}
-    with _offline_stack(template) as (dynamodb, stepfunctions, machine_arn):
+    with offline_purchase_stack(template) as (dynamodb, stepfunctions, machine_arn):
         for outcome, tickets, expected_status in (
             (SOLD_OUT, quantity - 1, 400),
             (SALE, 100, 200),
@@ -97,7 +97,7 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
 
 
 @contextlib.contextmanager
-def _offline_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]]:
+def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]]:
     """moto running the template's tables and state machine, the purchase function's code
     importable as the Lambda runtime makes it; environment restored afterwards."""
     function = cfn_template.function(template, api_function(template)[0], unresolved="")
