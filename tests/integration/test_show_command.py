@@ -143,17 +143,16 @@ def test_show_command_sale_between_read_and_write_is_counted(
 
     def get_paginator_then_sell(operation: str) -> Any:
         paginator = real_query(operation)
-        if not sales_landed:
 
-            class SellAfterReading:
-                def paginate(self, **kwargs: Any) -> Any:
-                    pages = list(paginator.paginate(**kwargs))
+        class SellAfterReading:
+            def paginate(self, **kwargs: Any) -> Any:
+                pages = list(paginator.paginate(**kwargs))
+                if not sales_landed:
                     sales_landed.append(True)
                     sell(lambda_context, "ana", 2)
-                    return pages
+                return pages
 
-            return SellAfterReading()
-        return paginator
+        return SellAfterReading()
 
     dynamodb = purchase_stack.dynamodb
     dynamodb.get_paginator = get_paginator_then_sell
