@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 # sam build calls no AWS service: a region and dummy credentials keep it from looking for real ones.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: dev lint test local show traces bench reliability build deploy clean
+.PHONY: dev lint test local show show-availability traces bench flash-sale reliability build deploy clean
 
 dev: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
@@ -49,11 +49,17 @@ local: $(VENV)/.installed
 	$(BIN)/python -m offline
 
 # Create or update a show in the catalog and ShowTickets (docs/catalog.md):
-#   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [STACK=ticketera]
+#   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [BUCKETS=16] [STACK=ticketera]
 # Without STACK it writes to `make local` (DATABASE_URL: the catalog URL its banner prints).
 show: $(VENV)/.installed
 	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show \
-		--name "$$NAME" --price "$$PRICE" --tickets "$$TICKETS" --stack "$$STACK"
+		--name "$$NAME" --price "$$PRICE" --tickets "$$TICKETS" --buckets "$$BUCKETS" \
+		--stack "$$STACK"
+
+# What a show has left to sell, bucket by bucket, and what it sold: make show-availability NAME=...
+show-availability: $(VENV)/.installed
+	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show --availability \
+		--name "$$NAME" --stack "$$STACK"
 
 # Recent executions of the local state machine, or one's trace: make traces EXECUTION=name
 traces: $(VENV)/.installed
@@ -62,6 +68,11 @@ traces: $(VENV)/.installed
 # Cold start, package sizes and the cost model: BENCHMARKS.md
 bench: $(VENV)/.installed
 	$(BIN)/python -m bench
+
+# A hot show's rush on the contention model, one show in one item against one in buckets; writes
+# its section of BENCHMARKS.md. STOCK=, BUYERS=, RATE= (buyers a second) set the bucketed run.
+flash-sale: $(VENV)/.installed
+	$(BIN)/python -m bench.flash_sale --stock "$$STOCK" --buyers "$$BUYERS" --rate "$$RATE"
 
 # Concurrency, faults, hostile input and the card number scan; writes RELIABILITY.md.
 reliability: $(VENV)/.installed

@@ -374,6 +374,17 @@ SALE = Outcome("sale", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "S
 # A sold-out buyer is answered from the stock read, without a transaction.
 SOLD_OUT = Outcome("sold out", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"})
 OUTCOMES = (SALE, SOLD_OUT)
+# A sale of a bucketed show (docs/design.md, A hot show) whose first bucket drawn has enough:
+# one more consistent read and the bucket's states. Priced beside SALE by bench/flash_sale.py.
+BUCKET_SALE = Outcome(
+    "sale from a bucket",
+    choices={
+        "IsShowKnown": "PickBucket",
+        "WrapBucket": "CheckBucket",
+        "IsBucketReadable": "ReadBucketLevel",
+        "IsBucketEnough": "SellTickets",
+    },
+)
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,18 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from show_catalog import ShowSpec
 from tests import reliability
 from tests.events import FakeLambdaContext
 from tests.pan_scan import find_card_numbers
+from tools import show as show_command
 
 # Before any handler module is imported: these are read at import or first use.
 os.environ.update(
@@ -61,15 +64,27 @@ class PurchaseStack:
     stepfunctions: Any
     state_machine_arn: str
 
-    def add_show(self, show_id: str, tickets: int) -> None:
-        self.dynamodb.put_item(
-            TableName="ShowTickets",
-            Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
-        )
+    def add_show(self, show_id: str, tickets: int, buckets: int = 1) -> None:
+        """A show of `tickets`: in its one item, or spread over `buckets` as `make show` does."""
+        if buckets == 1:
+            self.dynamodb.put_item(
+                TableName="ShowTickets",
+                Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
+            )
+            return
+        spec = ShowSpec(show_id, Decimal(10), tickets)
+        show_command.set_stock(self.dynamodb, show_command.LOCAL_TABLES, spec, buckets)
 
     def tickets_left(self, show_id: str) -> int:
-        item = self.dynamodb.get_item(TableName="ShowTickets", Key={"showId": {"S": show_id}})
-        return int(item["Item"]["ticketsAvailable"]["N"])
+        """Every ticket the show has left: its item's, or its buckets' and its pool's."""
+        stock = show_command.read_stock(self.dynamodb, show_command.LOCAL_TABLES, show_id)
+        assert stock is not None, f"no show {show_id!r}"
+        return stock.available
+
+    def bucket_levels(self, show_id: str) -> tuple[int, ...]:
+        stock = show_command.read_stock(self.dynamodb, show_command.LOCAL_TABLES, show_id)
+        assert stock is not None, f"no show {show_id!r}"
+        return stock.bucket_levels
 
     def claim(self, execution_id: str) -> dict[str, Any] | None:
         response = self.dynamodb.get_item(
@@ -79,12 +94,16 @@ class PurchaseStack:
         return item
 
     def sales(self, show_id: str) -> list[dict[str, Any]]:
-        response = self.dynamodb.query(
-            TableName="TicketSales",
-            KeyConditionExpression="showId = :show",
-            ExpressionAttributeValues={":show": {"S": show_id}},
-        )
-        items: list[dict[str, Any]] = response["Items"]
+        """The show's sale records, from every one of its TicketSales keys."""
+        items: list[dict[str, Any]] = []
+        for key in show_command.sales_keys(show_id):
+            response = self.dynamodb.query(
+                TableName="TicketSales",
+                KeyConditionExpression="showId = :show",
+                ExpressionAttributeValues={":show": {"S": key}},
+                ConsistentRead=True,
+            )
+            items += response["Items"]
         return items
 
     def tickets_sold(self, show_id: str) -> int:

@@ -2,12 +2,18 @@
 
     make show NAME="Rock in Rio" PRICE=50 TICKETS=1000                  # against `make local`
     make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 STACK=ticketera  # against AWS
+    make show NAME="Rock in Rio" PRICE=50 TICKETS=50000 BUCKETS=16      # a show for a rush
+    make show-availability NAME="Rock in Rio"                           # what is left, where
+
+BUCKETS spreads the stock over that many ShowTickets items, so that the show sells faster than
+one item allows (docs/design.md, A hot show); without it a show keeps the layout it has (one
+item for a new show).
 
 TICKETS is how many tickets the show has in all, sold ones included. The stock left to sell
-(ShowTickets' ticketsAvailable) becomes TICKETS minus what TicketSales records as sold, written
-with a condition on the stock read, so that a sale landing meanwhile makes the command read
-again rather than lose or resell a ticket. Fewer TICKETS than already sold is an error that
-writes nothing. Running the same command twice changes nothing.
+(ShowTickets' ticketsAvailable, summed over the buckets) becomes TICKETS minus what TicketSales
+records as sold, written with a condition on the stock read, so that a sale landing meanwhile
+makes the command read again rather than lose or resell a ticket. Fewer TICKETS than already
+sold is an error that writes nothing. Running the same command twice changes nothing.
 
 Locally the catalog is DATABASE_URL (the URL `make local` prints as its events catalog) and
 AWS is the local endpoint. On AWS the stack's outputs name the tables and the function that
@@ -37,6 +43,11 @@ from show_catalog import InvalidShowError, ShowSpec, parse_show, write_show
 LOCAL_AWS_ENDPOINT = "http://127.0.0.1:4566"
 # Tries when sales keep landing between reading the stock and writing it.
 STOCK_WRITE_ATTEMPTS = 10
+# The organiser writes the show's item and all its buckets in one transaction (at most 100 items).
+BUCKETS_MAX = 99
+# The show's sale records are spread over this many TicketSales keys: purchase_workflow.SALE_SHARDS
+# (a test keeps the two equal).
+SALE_SHARDS = 32
 
 
 class ShowCommandError(Exception):
@@ -49,83 +60,244 @@ class Tables:
     ticket_sales: str
 
 
+LOCAL_TABLES = Tables("ShowTickets", "TicketSales")
+
+
 @dataclass(frozen=True)
 class StockChange:
-    """What the command did to the show's ShowTickets item."""
+    """What the command did to the show's ShowTickets items."""
 
     outcome: str  # created | updated | unchanged
     sold: int
     tickets_available: int
+    buckets: int
+
+
+@dataclass(frozen=True)
+class Stock:
+    """What ShowTickets holds for one show: its own item and, for a bucketed show, the levels of
+    its bucket items `<show>#<i>`. The show's own item then holds the pool of leftovers that
+    sales moved out of buckets too small for their quantity."""
+
+    item: dict[str, Any]
+    bucket_levels: tuple[int, ...]
+
+    @property
+    def buckets(self) -> int:
+        return max(1, len(self.bucket_levels))
+
+    @property
+    def pool(self) -> int:
+        return int(self.item["ticketsAvailable"]["N"])
+
+    @property
+    def available(self) -> int:
+        return self.pool + sum(self.bucket_levels)
+
+    @property
+    def price(self) -> Decimal | None:
+        price = self.item.get("ticketPrice", {}).get("N")
+        return None if price is None else Decimal(price)
+
+
+def bucket_key(show_id: str, index: int) -> str:
+    """The ShowTickets key of a show's bucket `index`."""
+    return f"{show_id}#{index}"
+
+
+def sales_keys(show_id: str) -> list[str]:
+    """Every TicketSales partition key the show's sale records may have."""
+    return [f"{show_id}#s{shard:02d}" for shard in range(SALE_SHARDS)]
+
+
+def parse_buckets(value: object) -> int | None:
+    """BUCKETS as given: None (keep the show's, 1 for a new show) or a whole number 1-99."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= BUCKETS_MAX:
+        raise InvalidShowError(f"buckets {value!r} must be a whole number from 1 to {BUCKETS_MAX}")
+    return int(text)
+
+
+def read_stock(dynamodb: Any, tables: Tables, show_id: str) -> Stock | None:
+    """The show's stock, read consistently; None when the show has no item."""
+    item = _get(dynamodb, tables, show_id)
+    if item is None:
+        return None
+    if "bucketOf" in item:
+        raise InvalidShowError(
+            f"{show_id!r} is a stock bucket of the show {item['bucketOf']['S']!r}, not a show"
+        )
+    levels = []
+    for index in range(int(item.get("buckets", {}).get("N", "0"))):
+        bucket = _get(dynamodb, tables, bucket_key(show_id, index))
+        if bucket is None:
+            raise ShowCommandError(f"{show_id!r} has no bucket {index}: its stock is damaged")
+        levels.append(int(bucket["ticketsAvailable"]["N"]))
+    return Stock(item, tuple(levels))
+
+
+def _get(dynamodb: Any, tables: Tables, key: str) -> dict[str, Any] | None:
+    response = dynamodb.get_item(
+        TableName=tables.show_tickets, Key={"showId": {"S": key}}, ConsistentRead=True
+    )
+    item: dict[str, Any] | None = response.get("Item")
+    return item
 
 
 def tickets_sold(dynamodb: Any, tables: Tables, show_id: str) -> int:
-    """Tickets of the show's completed sales, from TicketSales (a consistent read)."""
+    """Tickets of the show's completed sales, from TicketSales (consistent reads of each of its
+    sale keys)."""
     sold = 0
-    pages = dynamodb.get_paginator("query").paginate(
-        TableName=tables.ticket_sales,
-        KeyConditionExpression="showId = :show",
-        ExpressionAttributeValues={":show": {"S": show_id}},
-        ProjectionExpression="quantity",
-        ConsistentRead=True,
-    )
-    for page in pages:
-        sold += sum(int(sale["quantity"]["N"]) for sale in page["Items"])
+    paginator = dynamodb.get_paginator("query")
+    for key in sales_keys(show_id):
+        pages = paginator.paginate(
+            TableName=tables.ticket_sales,
+            KeyConditionExpression="showId = :show",
+            ExpressionAttributeValues={":show": {"S": key}},
+            ProjectionExpression="quantity",
+            ConsistentRead=True,
+        )
+        for page in pages:
+            sold += sum(int(sale["quantity"]["N"]) for sale in page["Items"])
     return sold
 
 
-def set_stock(dynamodb: Any, tables: Tables, show: ShowSpec) -> StockChange:
-    """Make ShowTickets hold `show`'s price and its unsold tickets: show.tickets - sold.
+def set_stock(
+    dynamodb: Any, tables: Tables, show: ShowSpec, buckets: int | None = None
+) -> StockChange:
+    """Make ShowTickets hold `show`'s price and its unsold tickets, show.tickets - sold, in
+    `buckets` items (None: as many as the show has now, 1 for a new show).
 
-    The sale keeps ticketsAvailable + sold equal to the show's tickets at every moment (the
-    decrement and the TicketSales record commit in one transaction). The item is read first,
-    then the sales; the write is conditional on ticketsAvailable being what was read, so a sale
-    in between fails the write and the command reads both again.
+    The sale keeps tickets left + sold equal to the show's tickets at every moment (every
+    decrement commits with its TicketSales record). The items are read first, then the sales;
+    one transaction writes them all, each on condition that it is still what was read, so a sale
+    in between cancels the write and the command reads everything again. The unsold tickets are
+    spread evenly over the buckets, the pool emptied.
     """
-    key = {"showId": {"S": show.name}}
     for _ in range(STOCK_WRITE_ATTEMPTS):
-        item = dynamodb.get_item(TableName=tables.show_tickets, Key=key, ConsistentRead=True)
-        current = item.get("Item")
+        current = read_stock(dynamodb, tables, show.name)
         sold = tickets_sold(dynamodb, tables, show.name)
         if show.tickets < sold:
             raise InvalidShowError(
                 f"{show.name!r} has already sold {sold} tickets: it cannot have {show.tickets}"
             )
         available = show.tickets - sold
-        values = {
-            ":available": {"N": str(available)},
-            ":price": {"N": str(show.ticket_price)},
-        }
+        wanted = buckets or (current.buckets if current else 1)
+        if current is not None and (current.buckets, current.available, current.price) == (
+            wanted,
+            available,
+            show.ticket_price,
+        ):
+            return StockChange("unchanged", sold, available, wanted)
+        writes = stock_writes(dynamodb, tables, show, wanted, available, current)
         try:
-            if current is None:
-                dynamodb.put_item(
-                    TableName=tables.show_tickets,
-                    Item={
-                        **key,
-                        "ticketsAvailable": values[":available"],
-                        "ticketPrice": values[":price"],
-                    },
-                    ConditionExpression="attribute_not_exists(showId)",
-                )
-                return StockChange("created", sold, available)
-            price = current.get("ticketPrice", {}).get("N")
-            if int(current["ticketsAvailable"]["N"]) == available and (
-                price is not None and Decimal(price) == show.ticket_price
-            ):
-                return StockChange("unchanged", sold, available)
-            dynamodb.update_item(
-                TableName=tables.show_tickets,
-                Key=key,
-                UpdateExpression="SET ticketsAvailable = :available, ticketPrice = :price",
-                ConditionExpression="ticketsAvailable = :read",
-                ExpressionAttributeValues={**values, ":read": current["ticketsAvailable"]},
-            )
-            return StockChange("updated", sold, available)
+            dynamodb.transact_write_items(TransactItems=writes)
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if error.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
-            # A sale (or another organiser) changed the item after it was read: read again.
+            continue  # a sale (or another organiser) changed an item after it was read
+        return StockChange("created" if current is None else "updated", sold, available, wanted)
     raise ShowCommandError(
         f"the stock of {show.name!r} kept changing while it was set; run the command again"
+    )
+
+
+def stock_writes(
+    dynamodb: Any,
+    tables: Tables,
+    show: ShowSpec,
+    buckets: int,
+    available: int,
+    current: Stock | None,
+) -> list[dict[str, Any]]:
+    """The transaction that lays the show out afresh, each item conditioned on what was read.
+
+    Buckets the show stops using are kept at 0 rather than deleted: a sale that read the old
+    bucket count passes over an empty bucket, where a missing one would be a failure.
+    """
+    table = tables.show_tickets
+    item: dict[str, Any] = {
+        "showId": {"S": show.name},
+        "ticketPrice": {"N": str(show.ticket_price)},
+        "ticketsAvailable": {"N": str(available if buckets == 1 else 0)},
+    }
+    if buckets > 1:
+        item["buckets"] = {"N": str(buckets)}
+    show_write: dict[str, Any]
+    if current is None:
+        show_write = {
+            "Put": {
+                "TableName": table,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(showId)",
+            }
+        }
+    else:
+        read_buckets = current.item.get("buckets")
+        show_write = {
+            "Put": {
+                "TableName": table,
+                "Item": item,
+                "ConditionExpression": "ticketsAvailable = :read AND "
+                + ("buckets = :buckets" if read_buckets else "attribute_not_exists(buckets)"),
+                "ExpressionAttributeValues": {
+                    ":read": current.item["ticketsAvailable"],
+                    **({":buckets": read_buckets} if read_buckets else {}),
+                },
+            }
+        }
+    old_levels = current.bucket_levels if current else ()
+    used = buckets if buckets > 1 else 0
+    writes = [show_write]
+    for index in range(max(used, len(old_levels))):
+        level = available // used + (index < available % used) if index < used else 0
+        key = bucket_key(show.name, index)
+        bucket = {
+            "showId": {"S": key},
+            "ticketsAvailable": {"N": str(level)},
+            "bucketOf": {"S": show.name},
+        }
+        if index < len(old_levels):
+            condition = "ticketsAvailable = :read"
+            values = {":read": {"N": str(old_levels[index])}}
+        else:
+            taken = _get(dynamodb, tables, key)
+            if taken is not None and taken.get("bucketOf", {}).get("S") != show.name:
+                raise InvalidShowError(
+                    f"{show.name!r} cannot have {buckets} buckets: {key!r} is another show"
+                )
+            # Absent, or an empty bucket this show stopped using earlier.
+            condition = "attribute_not_exists(showId) OR ticketsAvailable = :read"
+            values = {":read": {"N": "0"}}
+        writes.append(
+            {
+                "Put": {
+                    "TableName": table,
+                    "Item": bucket,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        )
+    return writes
+
+
+def availability(dynamodb: Any, tables: Tables, show_id: str) -> str:
+    """One line: what the show has left to sell, where, and what it sold."""
+    stock = read_stock(dynamodb, tables, show_id)
+    if stock is None:
+        raise ShowCommandError(f"no show {show_id!r} in ShowTickets")
+    sold = tickets_sold(dynamodb, tables, show_id)
+    where = (
+        "in its one item"
+        if not stock.bucket_levels
+        else f"in {stock.buckets} buckets {list(stock.bucket_levels)} and {stock.pool} in the pool"
+    )
+    return (
+        f"{show_id}: {stock.available} tickets left to sell {where}; {sold} sold;"
+        f" {stock.available + sold} in all"
     )
 
 
@@ -153,17 +325,19 @@ def local_target(environ: Mapping[str, str]) -> Target:
         settings = DbSettings.from_env(db_environ_from_url(database_url))
     except ConfigError as error:
         raise ShowCommandError(f"DATABASE_URL: {error}") from None
-    dynamodb = boto3.client(
+    return Target(
+        LOCAL_TABLES, local_dynamodb(environ), lambda show: write_show(settings, show).value
+    )
+
+
+def local_dynamodb(environ: Mapping[str, str]) -> Any:
+    """A client of `make local`'s AWS endpoint."""
+    return boto3.client(
         "dynamodb",
         endpoint_url=environ.get("AWS_ENDPOINT_URL") or LOCAL_AWS_ENDPOINT,
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="local",  # noqa: S106 - the local endpoint takes any
-    )
-    return Target(
-        Tables("ShowTickets", "TicketSales"),
-        dynamodb,
-        lambda show: write_show(settings, show).value,
     )
 
 
@@ -201,13 +375,13 @@ def invoke_catalog_function(lambda_client: Any, function_name: str, show: ShowSp
     return str(answer["catalog"])
 
 
-def apply_show(show: ShowSpec, target: Target) -> str:
+def apply_show(show: ShowSpec, target: Target, buckets: int | None = None) -> str:
     """The stock, then the catalog row; the line to print.
 
     Stock first: that is where "fewer tickets than sold" is found, before anything is written.
     Should the catalog then fail, running the same command again finishes the job.
     """
-    stock = set_stock(target.dynamodb, target.tables, show)
+    stock = set_stock(target.dynamodb, target.tables, show, buckets)
     try:
         catalog = target.write_catalog(show)
     except (pymysql.err.Error, BotoCoreError, ClientError, ShowCommandError) as error:
@@ -217,7 +391,8 @@ def apply_show(show: ShowSpec, target: Target) -> str:
         ) from error
     return (
         f"{show.name}: ShowTickets {stock.outcome} ({stock.tickets_available} of"
-        f" {show.tickets} tickets left to sell, {stock.sold} sold, price {show.ticket_price});"
+        f" {show.tickets} tickets left to sell, {stock.sold} sold, price {show.ticket_price},"
+        f" {stock.buckets} bucket{'s' if stock.buckets > 1 else ''});"
         f" catalog {catalog}"
     )
 
@@ -227,16 +402,29 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("--name", default="", help="the show's name, which is also its showId")
     parser.add_argument("--price", default="", help="ticket price, e.g. 50 or 49.90")
     parser.add_argument("--tickets", default="", help="tickets the show has, sold ones included")
+    parser.add_argument(
+        "--buckets", default="", help="stock items to sell from (1-99); empty: keep the show's"
+    )
     parser.add_argument("--stack", default="", help="a deployed stack; empty: make local")
+    parser.add_argument(
+        "--availability", action="store_true", help="print what the show has left; change nothing"
+    )
     arguments = parser.parse_args(argv)
+    environ = os.environ if environ is None else environ
     try:
+        if arguments.availability:
+            if not arguments.name:
+                raise InvalidShowError("name is missing: give the show's name (its showId)")
+            if arguments.stack:
+                stack = stack_target(arguments.stack)
+                print(availability(stack.dynamodb, stack.tables, arguments.name))
+            else:
+                print(availability(local_dynamodb(environ), LOCAL_TABLES, arguments.name))
+            return 0
         show = parse_show(arguments.name or None, arguments.price, arguments.tickets)
-        target = (
-            stack_target(arguments.stack)
-            if arguments.stack
-            else local_target(os.environ if environ is None else environ)
-        )
-        print(apply_show(show, target))
+        buckets = parse_buckets(arguments.buckets)
+        target = stack_target(arguments.stack) if arguments.stack else local_target(environ)
+        print(apply_show(show, target, buckets))
     except (InvalidShowError, ShowCommandError) as error:
         print(f"make show: {error}", file=sys.stderr)
         return 2

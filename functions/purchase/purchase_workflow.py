@@ -33,6 +33,10 @@ CLAIM_RETENTION_SECONDS = 7 * 24 * 3600
 START_ATTEMPTS = 3
 # Step Functions' own refusals to start: nothing was started, so a retry cannot run it twice.
 START_REFUSED = frozenset({"ThrottlingException", "ExecutionLimitExceeded"})
+# A show's sale records are spread over this many TicketSales partition keys, so that no key takes
+# more than its partition's 1,000 write units a second: 10,000 sales a second (2 units each in
+# the transaction) is 625 a key. tools/show.py counts a show's sales over the same keys.
+SALE_SHARDS = 32
 
 
 class WorkflowError(Exception):
@@ -112,11 +116,19 @@ def attempt_id(user_key: str | None) -> str:
     return hashlib.sha256(user_key.encode()).hexdigest()[:32]
 
 
+def sales_key(show_id: str, attempt: str) -> str:
+    """The sale record's partition key: one of the show's SALE_SHARDS keys, fixed by the attempt
+    id, so that every execution of one attempt looks for its sale under the same key."""
+    shard = int(hashlib.sha256(attempt.encode()).hexdigest()[:8], 16) % SALE_SHARDS
+    return f"{show_id}#s{shard:02d}"
+
+
 def workflow_input(sale: Sale, attempt: str, now: int) -> dict[str, Any]:
     """The execution input: everything the steps need, and of the card only brand and last 4."""
     return {
         "executionId": sale.execution_id,
         "attemptId": attempt,
+        "salesKey": sales_key(sale.show_id, attempt),
         "userId": sale.user_id,
         "showId": sale.show_id,
         "quantity": sale.quantity,

@@ -35,6 +35,7 @@ from offline.local_stack import connect_catalog
 from tests import reliability
 from tests.local_stack_process import RunningStack, ports
 from tests.pan_scan import find_card_numbers
+from tools import show as show_command
 
 VISA = "4111 1111 1111 1111"
 SOLD_OUT = "Tickets are sold out or purchase already processed."
@@ -98,13 +99,17 @@ class Stack:
         return int(item["Item"]["ticketsAvailable"]["N"])
 
     def sales(self, show: str) -> list[dict[str, Any]]:
-        dynamodb = self.client("dynamodb")
-        pages = dynamodb.get_paginator("query").paginate(
-            TableName="TicketSales",
-            KeyConditionExpression="showId = :show",
-            ExpressionAttributeValues={":show": {"S": show}},
-        )
-        return [item for page in pages for item in page["Items"]]
+        paginator = self.client("dynamodb").get_paginator("query")
+        return [
+            item
+            for key in show_command.sales_keys(show)
+            for page in paginator.paginate(
+                TableName="TicketSales",
+                KeyConditionExpression="showId = :show",
+                ExpressionAttributeValues={":show": {"S": key}},
+            )
+            for item in page["Items"]
+        ]
 
 
 @pytest.fixture(scope="module", params=WINDOWS_MS, ids=lambda window: f"{window:g}ms")

@@ -143,17 +143,16 @@ def test_show_command_sale_between_read_and_write_is_counted(
 
     def get_paginator_then_sell(operation: str) -> Any:
         paginator = real_query(operation)
-        if not sales_landed:
 
-            class SellAfterReading:
-                def paginate(self, **kwargs: Any) -> Any:
-                    pages = list(paginator.paginate(**kwargs))
+        class SellAfterReading:
+            def paginate(self, **kwargs: Any) -> Any:
+                pages = list(paginator.paginate(**kwargs))
+                if not sales_landed:
                     sales_landed.append(True)
                     sell(lambda_context, "ana", 2)
-                    return pages
+                return pages
 
-            return SellAfterReading()
-        return paginator
+        return SellAfterReading()
 
     dynamodb = purchase_stack.dynamodb
     dynamodb.get_paginator = get_paginator_then_sell
@@ -276,3 +275,79 @@ def test_show_handler_refuses_bad_input_before_touching_the_database(
 
 def test_show_spec_name_is_stored_in_nfc_like_flyer_names() -> None:
     assert parse_show("Cafe\u0301", "1", "1") == ShowSpec("Café", Decimal("1.00"), 1)
+
+
+def test_show_command_buckets_spread_the_stock_and_keep_every_sold_ticket(
+    target: command.Target, purchase_stack: PurchaseStack, catalog: Catalog, lambda_context: Any
+) -> None:
+    # GIVEN a show of 10 tickets in one item, 3 of them sold
+    make_show(target, SHOW, "50", "10")
+    sell(lambda_context, "ana", 3)
+
+    # WHEN the organiser spreads it over 3 buckets
+    message = command.apply_show(parse_show(SHOW, "50", "10"), target, buckets=3)
+
+    # THEN the 7 unsold tickets are in the buckets, the show's item says 3 and holds no pool
+    assert "ShowTickets updated" in message and "3 buckets" in message
+    assert purchase_stack.bucket_levels(SHOW) == (3, 2, 2)
+    item = stock_item(purchase_stack)
+    assert item is not None
+    assert (item["buckets"], item["ticketsAvailable"]) == ({"N": "3"}, {"N": "0"})
+
+    # WHEN a bucketed sale lands and the organiser goes back to one item
+    sell(lambda_context, "bob", 2)
+    command.apply_show(parse_show(SHOW, "50", "10"), target, buckets=1)
+
+    # THEN the show is one item again with what was left, the old buckets emptied
+    item = stock_item(purchase_stack)
+    assert item is not None and "buckets" not in item
+    assert item["ticketsAvailable"] == {"N": "5"}
+    assert purchase_stack.tickets_sold(SHOW) == 5
+    assert stock_item(purchase_stack, command.bucket_key(SHOW, 0)) is not None
+    assert (
+        int(stock_item(purchase_stack, command.bucket_key(SHOW, 0))["ticketsAvailable"]["N"]) == 0
+    )
+
+
+def test_show_command_run_twice_with_buckets_changes_nothing(
+    target: command.Target, purchase_stack: PurchaseStack
+) -> None:
+    command.apply_show(parse_show(SHOW, "50", "100"), target, buckets=4)
+    before = purchase_stack.dynamodb.scan(TableName="ShowTickets")["Items"]
+    # Without BUCKETS the show keeps the layout it has.
+    message = command.apply_show(parse_show(SHOW, "50", "100"), target)
+    assert "ShowTickets unchanged" in message and "4 buckets" in message
+    assert purchase_stack.dynamodb.scan(TableName="ShowTickets")["Items"] == before
+
+
+def test_show_availability_says_what_is_left_where(
+    target: command.Target, purchase_stack: PurchaseStack, lambda_context: Any
+) -> None:
+    command.apply_show(parse_show(SHOW, "50", "9"), target, buckets=3)
+    sell(lambda_context, "ana", 2)
+    line = command.availability(purchase_stack.dynamodb, command.LOCAL_TABLES, SHOW)
+    assert line.startswith(f"{SHOW}: 7 tickets left to sell in 3 buckets [")
+    assert line.endswith("and 0 in the pool; 2 sold; 9 in all")
+    with pytest.raises(command.ShowCommandError, match="no show 'Nope'"):
+        command.availability(purchase_stack.dynamodb, command.LOCAL_TABLES, "Nope")
+
+
+@pytest.mark.parametrize("buckets", ["0", "100", "two", "-1", "1.5"])
+def test_show_command_bad_buckets_is_a_clear_error(buckets: str) -> None:
+    with pytest.raises(InvalidShowError, match=r"buckets .* must be a whole number from 1 to 99"):
+        command.parse_buckets(buckets)
+
+
+def test_show_command_buckets_never_take_another_shows_key(
+    target: command.Target, purchase_stack: PurchaseStack
+) -> None:
+    # GIVEN a show whose name is what bucket 1 of SHOW would be called
+    make_show(target, command.bucket_key(SHOW, 1), "5", "5")
+    # WHEN SHOW asks for 2 buckets THEN it is refused, and nothing of SHOW is written
+    with pytest.raises(InvalidShowError, match="is another show"):
+        command.apply_show(parse_show(SHOW, "50", "10"), target, buckets=2)
+    assert stock_item(purchase_stack) is None
+    # AND a bucket's key cannot be made a show of its own
+    command.apply_show(parse_show("Other", "50", "10"), target, buckets=2)
+    with pytest.raises(InvalidShowError, match="is a stock bucket of the show 'Other'"):
+        make_show(target, command.bucket_key("Other", 0), "5", "5")
