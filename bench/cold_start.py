@@ -138,7 +138,7 @@ def _lay_out(function: Function, root: Path, runtime_dir: Path) -> Subject:
         runtime = {canonicalize_name(d.metadata["Name"]) for d in _closure(RUNTIME_REQUIREMENTS)}
         needed = [
             distribution
-            for distribution in _closure(_requirement_lines(requirements))
+            for distribution in _closure(requirement_lines(requirements))
             if canonicalize_name(distribution.metadata["Name"]) not in runtime
         ]
         _link_distributions(needed, task)
@@ -188,7 +188,8 @@ def aws_services(function: Function) -> tuple[str, ...]:
     return tuple(dict.fromkeys(service for services in found for service in services))
 
 
-def _requirement_lines(path: Path) -> list[str]:
+def requirement_lines(path: Path) -> list[str]:
+    """The requirement specifiers of a requirements.txt: no comments, blanks or options."""
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
     return [line for line in lines if line and not line.startswith("-")]
 
