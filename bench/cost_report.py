@@ -56,11 +56,8 @@ def measure(context: BenchContext) -> Section:
     def total(of: Costs, outcome: str, logging: Logging) -> float:
         return of[(outcome, logging)].total
 
-    def sale_ratio(logging: Logging) -> float:
-        return total(theirs, SALE.name, logging) / total(ours, SALE.name, logging)
-
-    def at_most(figure: float, target: float) -> tuple[str, str]:
-        return f"<= {usd(target)}", verdict(figure <= target)
+    def at_most(title: str, figure: float, target: float, text: str = "") -> Headline:
+        return Headline(title, text or usd(figure), f"<= {usd(target)}", verdict(figure <= target))
 
     def both(of: Costs, outcome: str) -> str:
         return " / ".join(usd(total(of, outcome, o)) for o in (design.logging, NO_EXECUTION_LOGS))
@@ -68,21 +65,18 @@ def measure(context: BenchContext) -> Section:
     def per_catalog(sales: int) -> str:
         return " / ".join(usd(bills[(c, sales)].total) for c in catalogs)
 
-    sale_template = total(ours, SALE.name, design.logging)
-    sale_without_logs = total(ours, SALE.name, NO_EXECUTION_LOGS)
-    idle_default = cm.monthly_total(idle[default])
-    naive_target = (f">= {cm.NAIVE_MIN_RATIO:.0f}x",)
     others = " / ".join(catalogs[1:])
-    headlines = (
-        Headline(
-            f"Cost per million sales, template logging ({design.logging.label})",
-            usd(sale_template),
-            *at_most(sale_template, cm.TARGET_PER_MILLION_SALES),
+    template_logging = design.logging.label
+    headlines = [
+        at_most(
+            f"Cost per million sales, template logging ({template_logging})",
+            total(ours, SALE.name, design.logging),
+            cm.TARGET_PER_MILLION_SALES,
         ),
-        Headline(
+        at_most(
             "Cost per million sales, execution logs OFF",
-            usd(sale_without_logs),
-            *at_most(sale_without_logs, cm.TARGET_PER_MILLION_SALES),
+            total(ours, SALE.name, NO_EXECUTION_LOGS),
+            cm.TARGET_PER_MILLION_SALES,
         ),
         Headline(
             "Cost per million sold-out rejections, template logging / logs OFF",
@@ -91,34 +85,33 @@ def measure(context: BenchContext) -> Section:
         Headline(
             "Naive design per million sales, template logging / logs OFF", both(theirs, SALE.name)
         ),
-        *(
-            Headline(
-                title,
-                f"{sale_ratio(logging):.1f}x",
-                *naive_target,
-                verdict(sale_ratio(logging) >= cm.NAIVE_MIN_RATIO),
-            )
-            for title, logging in (
-                (
-                    f"Naive design / ours per sale, both logging {design.logging.label}",
-                    design.logging,
-                ),
-                ("Naive design / ours per sale, both with execution logs OFF", NO_EXECUTION_LOGS),
-            )
-        ),
-        Headline(
+    ]
+    for title, logging in (
+        (f"Naive design / ours per sale, both logging {template_logging}", design.logging),
+        ("Naive design / ours per sale, both with execution logs OFF", NO_EXECUTION_LOGS),
+    ):
+        ratio = total(theirs, SALE.name, logging) / total(ours, SALE.name, logging)
+        target = f">= {cm.NAIVE_MIN_RATIO:.0f}x"
+        headlines.append(
+            Headline(title, f"{ratio:.1f}x", target, verdict(ratio >= cm.NAIVE_MIN_RATIO))
+        )
+    headlines.append(
+        at_most(
             f"Idle monthly cost, catalog {default}",
-            usd(idle_default),
-            *at_most(idle_default, cm.TARGET_IDLE_PER_MONTH),
-        ),
-        *(
-            Headline(f"Idle monthly cost, catalog {c}", usd(cm.monthly_total(idle[c])))
-            for c in catalogs[1:]
-        ),
-        Headline(
+            cm.monthly_total(idle[default]),
+            cm.TARGET_IDLE_PER_MONTH,
+        )
+    )
+    headlines += [
+        Headline(f"Idle monthly cost, catalog {c}", usd(cm.monthly_total(idle[c])))
+        for c in catalogs[1:]
+    ]
+    headlines += [
+        at_most(
             f"Monthly bill at 10,000 sales, catalog {default} / {others}",
+            bills[(default, 10_000)].total,
+            cm.TARGET_MONTHLY_AT_10K_SALES,
             per_catalog(10_000),
-            *at_most(bills[(default, 10_000)].total, cm.TARGET_MONTHLY_AT_10K_SALES),
         ),
         Headline(
             f"Monthly bill at 1,000,000 sales, catalog {default} / {others}", per_catalog(1_000_000)
@@ -127,7 +120,7 @@ def measure(context: BenchContext) -> Section:
             f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads, catalog {default}",
             _usd_fine(cm.monthly_total(cm.flyer_burst_cost(deployed[default], prices))),
         ),
-    )
+    ]
     parts = [
         _introduction(design, prices),
         _design_table(design, naive),
@@ -144,7 +137,7 @@ def measure(context: BenchContext) -> Section:
         _assumptions(),
         _prices(prices),
     ]
-    return Section("Cost model", "\n\n".join(parts), headlines)
+    return Section("Cost model", "\n\n".join(parts), tuple(headlines))
 
 
 def _section(title: str, *parts: str) -> str:
