@@ -52,13 +52,7 @@ class MariaDBServer:
 
     def stop(self) -> None:
         """Stop the server and delete its data directory."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process)
         shutil.rmtree(self.base_dir, ignore_errors=True)
 
 
@@ -207,6 +201,11 @@ def _wait_until_ready(process: subprocess.Popen[bytes], port: int, timeout: floa
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """Ask the server to shut down cleanly; kill it if it is still running after 15 seconds."""
     if process.poll() is None:
-        process.kill()
-        process.wait()
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -61,12 +61,8 @@ def mysql_server() -> Iterator[Server]:
         from flyer_config import db_environ_from_url
 
         settings = db_environ_from_url(external_url)
-        yield Server(
-            host=settings["DB_HOST"],
-            port=int(settings["DB_PORT"]),
-            user=settings["DB_USER"],
-            password=settings["DB_PASSWORD"],
-        )
+        host, port = settings["DB_HOST"], int(settings["DB_PORT"])
+        yield Server(host, port, settings["DB_USER"], settings["DB_PASSWORD"])
         return
     binaries = find_binaries()
     if binaries is None:
@@ -80,13 +76,8 @@ def mysql_server() -> Iterator[Server]:
     # Installed but not starting is a failure everywhere, not a reason to skip.
     server = start_mariadb(binaries, tls=True)
     try:
-        yield Server(
-            host=server.host,
-            port=server.port,
-            user=server.user,
-            password=server.password,
-            ca_cert=server.tls.ca_cert if server.tls else None,
-        )
+        ca_cert = server.tls.ca_cert if server.tls else None
+        yield Server(server.host, server.port, server.user, server.password, ca_cert)
     finally:
         server.stop()
 
