@@ -293,15 +293,8 @@ def _naive(design: Design, ours: Costs, theirs: Costs, options: Sequence[Logging
     for o in options:
         naive_total, our_total = theirs[(SALE.name, o)].total, ours[(SALE.name, o)].total
         ratio = naive_total / our_total
-        ratio_rows.append(
-            [
-                o.label,
-                usd(our_total),
-                usd(naive_total),
-                f"{ratio:.1f}x",
-                verdict(ratio >= cm.NAIVE_MIN_RATIO),
-            ]
-        )
+        met = verdict(ratio >= cm.NAIVE_MIN_RATIO)
+        ratio_rows.append([o.label, usd(our_total), usd(naive_total), f"{ratio:.1f}x", met])
     return _section(
         f"Naive design, per million sales (logs {design.logging.label})",
         table(["line item", "per purchase", "USD per million"], item_rows),
@@ -311,15 +304,7 @@ def _naive(design: Design, ours: Costs, theirs: Costs, options: Sequence[Logging
 
 
 def _idle(default: Mapping[str, Any], idle: Mapping[str, Sequence[cm.MonthlyItem]]) -> str:
-    rows = [
-        [choice, item.label, item.detail, _monthly_usd(item)]
-        for choice, items in idle.items()
-        for item in items
-    ]
-    rows += [
-        [f"**{choice}**", "**total**", "", f"**{usd(cm.monthly_total(items))}**"]
-        for choice, items in idle.items()
-    ]
+    rows = _item_rows([([choice], items) for choice, items in idle.items()], totals=True)
     billed = {item.label.split(":")[0] for items in idle.values() for item in items}
     pay_per_use = sorted(
         {
@@ -345,8 +330,23 @@ def _idle(default: Mapping[str, Any], idle: Mapping[str, Sequence[cm.MonthlyItem
     )
 
 
-def _monthly_usd(item: cm.MonthlyItem, money: Callable[[float], str] = usd) -> str:
-    return "**not in the price table**" if item.usd is None else money(item.usd)
+def _item_rows(
+    groups: Sequence[tuple[list[str], Sequence[cm.MonthlyItem]]],
+    *,
+    totals: bool,
+    money: Callable[[float], str] = usd,
+) -> list[list[str]]:
+    """A row per item after its group's columns; with `totals`, then each group's total."""
+    rows = []
+    for key, items in groups:
+        for item in items:
+            price = "**not in the price table**" if item.usd is None else money(item.usd)
+            rows.append([*key, item.label, item.detail, price])
+    if totals:
+        for key, items in groups:
+            total = f"**{usd(cm.monthly_total(items))}**"
+            rows.append([*(f"**{column}**" for column in key), "**total**", "", total])
+    return rows
 
 
 def _usd_fine(value: float) -> str:
@@ -355,11 +355,10 @@ def _usd_fine(value: float) -> str:
 
 
 def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: cm.PriceTable) -> str:
-    rows = [
-        [choice, item.label, item.detail, _monthly_usd(item, _usd_fine)]
-        for choice, template in deployed.items()
-        for item in cm.flyer_burst_cost(template, prices)
+    bursts = [
+        ([choice], cm.flyer_burst_cost(template, prices)) for choice, template in deployed.items()
     ]
+    rows = _item_rows(bursts, totals=False, money=_usd_fine)
     return _section(
         f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads",
         table(["CatalogDatabase", "line item", "how", "USD"], rows),
@@ -370,15 +369,8 @@ def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: cm.PriceTable) -> 
 
 
 def _monthly(bills: Mapping[tuple[str, int], cm.MonthlyBill]) -> str:
-    rows = [
-        [bill.catalog, f"{bill.sales:,}", item.label, item.detail, _monthly_usd(item)]
-        for bill in bills.values()
-        for item in bill.items
-    ]
-    rows += [
-        [f"**{bill.catalog}**", f"**{bill.sales:,}**", "**total**", "", f"**{usd(bill.total)}**"]
-        for bill in bills.values()
-    ]
+    groups = [([bill.catalog, f"{bill.sales:,}"], bill.items) for bill in bills.values()]
+    rows = _item_rows(groups, totals=True)
     return _section(
         "The monthly bill, as deployed",
         table(["CatalogDatabase", "sales a month", "line item", "how", "USD"], rows),
