@@ -1,11 +1,7 @@
 """Cold start proxy: a fresh interpreter until the handler is imported and its AWS client made.
 
-Each function runs in a child interpreter laid out like a Lambda execution environment: its
-code copied without bytecode (as `sam build` ships it), its layers on the path, its
-requirements and the runtime's boto3 linked from this environment, nothing else importable
-(`-I -S`), and the runtime's variables set. The child times itself from before the first
-import to "handler imported, AWS client created". Baseline and subjects alternate, so that
-drift on a noisy machine hits both alike.
+How each function is laid out and timed is said once, in the paragraph `_section` writes to
+BENCHMARKS.md. Baseline and subjects alternate, so that drift on a noisy machine hits both alike.
 """
 
 from __future__ import annotations

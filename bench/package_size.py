@@ -1,10 +1,7 @@
 """Built size of each function and layer: its code plus its requirements for python3.13 arm64.
 
-Requirements are installed the way a Lambda package for Graviton needs them (`pip install
---target --platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.13`), then
-code and dependencies are zipped as `sam build` would. What the Lambda runtime already has
-(boto3, botocore and their dependencies) is counted apart: pip still installs it when a
-requirement asks for it.
+How they are installed and zipped, and why the runtime-provided packages are counted apart, is
+said once, in the paragraph `measure` writes to BENCHMARKS.md.
 """
 
 from __future__ import annotations

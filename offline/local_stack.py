@@ -452,10 +452,8 @@ def _relative(path: Path) -> str:
 
 
 def _hide_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 def connect_catalog(url: str) -> Any:
