@@ -1,11 +1,7 @@
 """Cold start proxy: a fresh interpreter until the handler is imported and its AWS client made.
 
-Each function runs in a child interpreter laid out like a Lambda execution environment: its
-code copied without bytecode (as `sam build` ships it), its layers on the path, its
-requirements and the runtime's boto3 linked from this environment, nothing else importable
-(`-I -S`), and the runtime's variables set. The child times itself from before the first
-import to "handler imported, AWS client created". Baseline and subjects alternate, so that
-drift on a noisy machine hits both alike.
+How each function is laid out and timed is said once, in the paragraph `_section` writes to
+BENCHMARKS.md. Baseline and subjects alternate, so that drift on a noisy machine hits both alike.
 """
 
 from __future__ import annotations
@@ -15,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -26,7 +23,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bench.cost_model import api_function
-from bench.measurement import BenchContext, Headline, Section, median, scrub, table, verdict
+from bench.measurement import BenchContext, Headline, Section, scrub, table, verdict
 from offline import cfn_template
 from offline.cfn_template import Function
 
@@ -138,7 +135,7 @@ def _lay_out(function: Function, root: Path, runtime_dir: Path) -> Subject:
         runtime = {canonicalize_name(d.metadata["Name"]) for d in _closure(RUNTIME_REQUIREMENTS)}
         needed = [
             distribution
-            for distribution in _closure(_requirement_lines(requirements))
+            for distribution in _closure(requirement_lines(requirements))
             if canonicalize_name(distribution.metadata["Name"]) not in runtime
         ]
         _link_distributions(needed, task)
@@ -188,7 +185,8 @@ def aws_services(function: Function) -> tuple[str, ...]:
     return tuple(dict.fromkeys(service for services in found for service in services))
 
 
-def _requirement_lines(path: Path) -> list[str]:
+def requirement_lines(path: Path) -> list[str]:
+    """The requirement specifiers of a requirements.txt: no comments, blanks or options."""
     lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
     return [line for line in lines if line and not line.startswith("-")]
 
@@ -232,7 +230,8 @@ def _link_distributions(
 # -------------------------------------------------------------------------------------- runs
 
 
-def _command(subject: Subject) -> list[str]:
+def _run(subject: Subject) -> float:
+    """Seconds from the child's first import to ready."""
     spec = {
         "path": list(subject.path),
         "module": subject.module,
@@ -240,13 +239,8 @@ def _command(subject: Subject) -> list[str]:
         "services": list(subject.services),
     }
     # -I -S: no site-packages, no user site, no PYTHON* variables; -B: no bytecode written.
-    return [sys.executable, "-I", "-S", "-B", "-c", _CHILD, json.dumps(spec)]
-
-
-def _run(subject: Subject) -> float:
-    """Seconds from the child's first import to ready."""
     result = subprocess.run(  # noqa: S603 - our own interpreter and script
-        _command(subject),
+        [sys.executable, "-I", "-S", "-B", "-c", _CHILD, json.dumps(spec)],
         env=dict(subject.environment),
         capture_output=True,
         text=True,
@@ -270,7 +264,7 @@ def _section(
     timings: Mapping[str, Timings],
     problems: Mapping[str, str],
 ) -> Section:
-    baseline_median = median(timings[baseline.name].seconds)
+    baseline_median = statistics.median(timings[baseline.name].seconds)
     rows: list[list[object]] = [
         [
             f"baseline: `import boto3` + `boto3.client('{BASELINE_SERVICE}')`",
@@ -286,7 +280,7 @@ def _section(
             rows.append([f"{function.logical_id}", 0, "n/a", "n/a", problems[function.logical_id]])
             continue
         subject_timings = timings[function.logical_id]
-        subject_median = median(subject_timings.seconds)
+        subject_median = statistics.median(subject_timings.seconds)
         ratio = subject_median / baseline_median
         clients = ", ".join(aws_services(function)) or "none"
         rows.append(
@@ -295,23 +289,16 @@ def _section(
                 len(subject_timings.seconds),
                 f"{subject_median * 1000:.1f}",
                 f"{ratio:.2f}x",
-                f"{median(subject_timings.paired_ratios):.2f}x",
+                f"{statistics.median(subject_timings.paired_ratios):.2f}x",
             ]
         )
+        title = f"Cold start proxy, {function.logical_id} / baseline"
         if function.logical_id == target_function:
-            headlines.append(
-                Headline(
-                    f"Cold start proxy, {function.logical_id} / baseline",
-                    f"{ratio:.2f}x ({subject_median * 1000:.0f} ms vs "
-                    f"{baseline_median * 1000:.0f} ms)",
-                    f"<= {TARGET_RATIO}x",
-                    verdict(ratio <= TARGET_RATIO),
-                )
-            )
+            milliseconds = f"{subject_median * 1000:.0f} ms vs {baseline_median * 1000:.0f} ms"
+            figure, target = f"{ratio:.2f}x ({milliseconds})", f"<= {TARGET_RATIO}x"
+            headlines.append(Headline(title, figure, target, verdict(ratio <= TARGET_RATIO)))
         else:
-            headlines.append(
-                Headline(f"Cold start proxy, {function.logical_id} / baseline", f"{ratio:.2f}x")
-            )
+            headlines.append(Headline(title, f"{ratio:.2f}x"))
     parts = [
         'Time in a fresh interpreter from its first import to "handler module imported and '
         'the AWS clients its code creates (`boto3.client(...)`) created", laid out like a '

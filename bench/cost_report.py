@@ -56,11 +56,8 @@ def measure(context: BenchContext) -> Section:
     def total(of: Costs, outcome: str, logging: Logging) -> float:
         return of[(outcome, logging)].total
 
-    def sale_ratio(logging: Logging) -> float:
-        return total(theirs, SALE.name, logging) / total(ours, SALE.name, logging)
-
-    def at_most(figure: float, target: float) -> tuple[str, str]:
-        return f"<= {usd(target)}", verdict(figure <= target)
+    def at_most(title: str, figure: float, target: float, text: str = "") -> Headline:
+        return Headline(title, text or usd(figure), f"<= {usd(target)}", verdict(figure <= target))
 
     def both(of: Costs, outcome: str) -> str:
         return " / ".join(usd(total(of, outcome, o)) for o in (design.logging, NO_EXECUTION_LOGS))
@@ -68,21 +65,18 @@ def measure(context: BenchContext) -> Section:
     def per_catalog(sales: int) -> str:
         return " / ".join(usd(bills[(c, sales)].total) for c in catalogs)
 
-    sale_template = total(ours, SALE.name, design.logging)
-    sale_without_logs = total(ours, SALE.name, NO_EXECUTION_LOGS)
-    idle_default = cm.monthly_total(idle[default])
-    naive_target = (f">= {cm.NAIVE_MIN_RATIO:.0f}x",)
     others = " / ".join(catalogs[1:])
-    headlines = (
-        Headline(
-            f"Cost per million sales, template logging ({design.logging.label})",
-            usd(sale_template),
-            *at_most(sale_template, cm.TARGET_PER_MILLION_SALES),
+    template_logging = design.logging.label
+    headlines = [
+        at_most(
+            f"Cost per million sales, template logging ({template_logging})",
+            total(ours, SALE.name, design.logging),
+            cm.TARGET_PER_MILLION_SALES,
         ),
-        Headline(
+        at_most(
             "Cost per million sales, execution logs OFF",
-            usd(sale_without_logs),
-            *at_most(sale_without_logs, cm.TARGET_PER_MILLION_SALES),
+            total(ours, SALE.name, NO_EXECUTION_LOGS),
+            cm.TARGET_PER_MILLION_SALES,
         ),
         Headline(
             "Cost per million sold-out rejections, template logging / logs OFF",
@@ -91,34 +85,33 @@ def measure(context: BenchContext) -> Section:
         Headline(
             "Naive design per million sales, template logging / logs OFF", both(theirs, SALE.name)
         ),
-        *(
-            Headline(
-                title,
-                f"{sale_ratio(logging):.1f}x",
-                *naive_target,
-                verdict(sale_ratio(logging) >= cm.NAIVE_MIN_RATIO),
-            )
-            for title, logging in (
-                (
-                    f"Naive design / ours per sale, both logging {design.logging.label}",
-                    design.logging,
-                ),
-                ("Naive design / ours per sale, both with execution logs OFF", NO_EXECUTION_LOGS),
-            )
-        ),
-        Headline(
+    ]
+    for title, logging in (
+        (f"Naive design / ours per sale, both logging {template_logging}", design.logging),
+        ("Naive design / ours per sale, both with execution logs OFF", NO_EXECUTION_LOGS),
+    ):
+        ratio = total(theirs, SALE.name, logging) / total(ours, SALE.name, logging)
+        target = f">= {cm.NAIVE_MIN_RATIO:.0f}x"
+        headlines.append(
+            Headline(title, f"{ratio:.1f}x", target, verdict(ratio >= cm.NAIVE_MIN_RATIO))
+        )
+    headlines.append(
+        at_most(
             f"Idle monthly cost, catalog {default}",
-            usd(idle_default),
-            *at_most(idle_default, cm.TARGET_IDLE_PER_MONTH),
-        ),
-        *(
-            Headline(f"Idle monthly cost, catalog {c}", usd(cm.monthly_total(idle[c])))
-            for c in catalogs[1:]
-        ),
-        Headline(
+            cm.monthly_total(idle[default]),
+            cm.TARGET_IDLE_PER_MONTH,
+        )
+    )
+    headlines += [
+        Headline(f"Idle monthly cost, catalog {c}", usd(cm.monthly_total(idle[c])))
+        for c in catalogs[1:]
+    ]
+    headlines += [
+        at_most(
             f"Monthly bill at 10,000 sales, catalog {default} / {others}",
+            bills[(default, 10_000)].total,
+            cm.TARGET_MONTHLY_AT_10K_SALES,
             per_catalog(10_000),
-            *at_most(bills[(default, 10_000)].total, cm.TARGET_MONTHLY_AT_10K_SALES),
         ),
         Headline(
             f"Monthly bill at 1,000,000 sales, catalog {default} / {others}", per_catalog(1_000_000)
@@ -127,7 +120,7 @@ def measure(context: BenchContext) -> Section:
             f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads, catalog {default}",
             _usd_fine(cm.monthly_total(cm.flyer_burst_cost(deployed[default], prices))),
         ),
-    )
+    ]
     parts = [
         _introduction(design, prices),
         _design_table(design, naive),
@@ -144,7 +137,7 @@ def measure(context: BenchContext) -> Section:
         _assumptions(),
         _prices(prices),
     ]
-    return Section("Cost model", "\n\n".join(parts), headlines)
+    return Section("Cost model", "\n\n".join(parts), tuple(headlines))
 
 
 def _section(title: str, *parts: str) -> str:
@@ -300,15 +293,8 @@ def _naive(design: Design, ours: Costs, theirs: Costs, options: Sequence[Logging
     for o in options:
         naive_total, our_total = theirs[(SALE.name, o)].total, ours[(SALE.name, o)].total
         ratio = naive_total / our_total
-        ratio_rows.append(
-            [
-                o.label,
-                usd(our_total),
-                usd(naive_total),
-                f"{ratio:.1f}x",
-                verdict(ratio >= cm.NAIVE_MIN_RATIO),
-            ]
-        )
+        met = verdict(ratio >= cm.NAIVE_MIN_RATIO)
+        ratio_rows.append([o.label, usd(our_total), usd(naive_total), f"{ratio:.1f}x", met])
     return _section(
         f"Naive design, per million sales (logs {design.logging.label})",
         table(["line item", "per purchase", "USD per million"], item_rows),
@@ -318,15 +304,7 @@ def _naive(design: Design, ours: Costs, theirs: Costs, options: Sequence[Logging
 
 
 def _idle(default: Mapping[str, Any], idle: Mapping[str, Sequence[cm.MonthlyItem]]) -> str:
-    rows = [
-        [choice, item.label, item.detail, _monthly_usd(item)]
-        for choice, items in idle.items()
-        for item in items
-    ]
-    rows += [
-        [f"**{choice}**", "**total**", "", f"**{usd(cm.monthly_total(items))}**"]
-        for choice, items in idle.items()
-    ]
+    rows = _item_rows([([choice], items) for choice, items in idle.items()], totals=True)
     billed = {item.label.split(":")[0] for items in idle.values() for item in items}
     pay_per_use = sorted(
         {
@@ -352,8 +330,23 @@ def _idle(default: Mapping[str, Any], idle: Mapping[str, Sequence[cm.MonthlyItem
     )
 
 
-def _monthly_usd(item: cm.MonthlyItem, money: Callable[[float], str] = usd) -> str:
-    return "**not in the price table**" if item.usd is None else money(item.usd)
+def _item_rows(
+    groups: Sequence[tuple[list[str], Sequence[cm.MonthlyItem]]],
+    *,
+    totals: bool,
+    money: Callable[[float], str] = usd,
+) -> list[list[str]]:
+    """A row per item after its group's columns; with `totals`, then each group's total."""
+    rows = []
+    for key, items in groups:
+        for item in items:
+            price = "**not in the price table**" if item.usd is None else money(item.usd)
+            rows.append([*key, item.label, item.detail, price])
+    if totals:
+        for key, items in groups:
+            total = f"**{usd(cm.monthly_total(items))}**"
+            rows.append([*(f"**{column}**" for column in key), "**total**", "", total])
+    return rows
 
 
 def _usd_fine(value: float) -> str:
@@ -362,11 +355,10 @@ def _usd_fine(value: float) -> str:
 
 
 def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: cm.PriceTable) -> str:
-    rows = [
-        [choice, item.label, item.detail, _monthly_usd(item, _usd_fine)]
-        for choice, template in deployed.items()
-        for item in cm.flyer_burst_cost(template, prices)
+    bursts = [
+        ([choice], cm.flyer_burst_cost(template, prices)) for choice, template in deployed.items()
     ]
+    rows = _item_rows(bursts, totals=False, money=_usd_fine)
     return _section(
         f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads",
         table(["CatalogDatabase", "line item", "how", "USD"], rows),
@@ -377,15 +369,8 @@ def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: cm.PriceTable) -> 
 
 
 def _monthly(bills: Mapping[tuple[str, int], cm.MonthlyBill]) -> str:
-    rows = [
-        [bill.catalog, f"{bill.sales:,}", item.label, item.detail, _monthly_usd(item)]
-        for bill in bills.values()
-        for item in bill.items
-    ]
-    rows += [
-        [f"**{bill.catalog}**", f"**{bill.sales:,}**", "**total**", "", f"**{usd(bill.total)}**"]
-        for bill in bills.values()
-    ]
+    groups = [([bill.catalog, f"{bill.sales:,}"], bill.items) for bill in bills.values()]
+    rows = _item_rows(groups, totals=True)
     return _section(
         "The monthly bill, as deployed",
         table(["CatalogDatabase", "sales a month", "line item", "how", "USD"], rows),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -62,10 +61,6 @@ def _numeric(cell: str) -> bool:
     stripped = cell.strip("$%x*~ ").removesuffix(" MB").removesuffix(" KB")
     stripped = stripped.replace(",", "").replace(".", "", 1).lstrip("+-")
     return stripped.isdigit()
-
-
-def median(values: Sequence[float]) -> float:
-    return statistics.median(values)
 
 
 def usd(value: float) -> str:

@@ -1,10 +1,7 @@
 """Built size of each function and layer: its code plus its requirements for python3.13 arm64.
 
-Requirements are installed the way a Lambda package for Graviton needs them (`pip install
---target --platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.13`), then
-code and dependencies are zipped as `sam build` would. What the Lambda runtime already has
-(boto3, botocore and their dependencies) is counted apart: pip still installs it when a
-requirement asks for it.
+How they are installed and zipped, and why the runtime-provided packages are counted apart, is
+said once, in the paragraph `measure` writes to BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -20,6 +17,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from bench.cold_start import requirement_lines
 from bench.measurement import BenchContext, Headline, Section, scrub, table
 from offline.cfn_template import ROOT, resources_of_type
 
@@ -136,23 +134,23 @@ def _package_size(name: str, code_dir: Path, context: BenchContext) -> PackageSi
         target = Path(temporary) / "deps"
         target.mkdir()
         requirements = code_dir / "requirements.txt"
-        if requirements.is_file() and _has_requirements(requirements):
+        if requirements.is_file() and requirement_lines(requirements):
             note = _pip_install(requirements, target, context)
         dependency_files = list(_files(target))
-        runtime_dirs = _runtime_provided_folders(target)
-        runtime_files = [path for path in dependency_files if _under(path, target, runtime_dirs)]
-        with tempfile.TemporaryDirectory(prefix="bench-zip-") as zips:
-            code_zipped = _zipped_size(code_files, code_dir, Path(zips) / "code.zip")
-            deps_zipped = _zipped_size(dependency_files, target, Path(zips) / "deps.zip")
-            runtime_zipped = (
-                _zipped_size(runtime_files, target, Path(zips) / "runtime.zip")
-                if runtime_files
-                else 0
-            )
+        provided = _runtime_provided(target)
+        runtime_tops = set().union(*provided.values())
+        runtime_files = [
+            p for p in dependency_files if p.relative_to(target).parts[0] in runtime_tops
+        ]
+        zips = Path(temporary)
+        code_zipped = _zipped_size(code_files, code_dir, zips / "code.zip")
+        deps_zipped = _zipped_size(dependency_files, target, zips / "deps.zip")
+        runtime_zipped = (
+            _zipped_size(runtime_files, target, zips / "runtime.zip") if runtime_files else 0
+        )
         unzipped = sum(path.stat().st_size for path in [*code_files, *dependency_files])
-        provided = sorted(_runtime_provided_names(target))
     return PackageSize(
-        name, code_zipped, deps_zipped, runtime_zipped, unzipped, tuple(provided), note
+        name, code_zipped, deps_zipped, runtime_zipped, unzipped, tuple(sorted(provided)), note
     )
 
 
@@ -160,11 +158,6 @@ def _files(folder: Path) -> Iterable[Path]:
     for path in sorted(folder.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
             yield path
-
-
-def _has_requirements(requirements: Path) -> bool:
-    lines = (line.split("#", 1)[0].strip() for line in requirements.read_text().splitlines())
-    return any(lines)
 
 
 def _pip_install(requirements: Path, target: Path, context: BenchContext) -> str:
@@ -201,41 +194,18 @@ def _pip_install(requirements: Path, target: Path, context: BenchContext) -> str
     return ""
 
 
-def _dist_infos(target: Path) -> list[Path]:
-    return sorted(target.glob("*.dist-info"))
-
-
-def _distribution_name(dist_info: Path) -> str:
-    """botocore-1.44.8.dist-info -> botocore."""
-    return canonicalize_name(dist_info.name.removesuffix(".dist-info").rsplit("-", 1)[0])
-
-
-def _runtime_provided_names(target: Path) -> set[str]:
-    names = set()
-    for dist_info in _dist_infos(target):
-        name = _distribution_name(dist_info)
+def _runtime_provided(target: Path) -> dict[str, set[str]]:
+    """Runtime-provided distributions installed in `target` -> their top-level names (RECORD)."""
+    provided: dict[str, set[str]] = {}
+    for dist_info in sorted(target.glob("*.dist-info")):
+        # botocore-1.44.8.dist-info -> botocore
+        name = canonicalize_name(dist_info.name.removesuffix(".dist-info").rsplit("-", 1)[0])
         if name in RUNTIME_PROVIDED:
-            names.add(name)
-    return names
-
-
-def _runtime_provided_folders(target: Path) -> set[str]:
-    """Top-level names installed by runtime-provided distributions (from their RECORD)."""
-    tops: set[str] = set()
-    for dist_info in _dist_infos(target):
-        if _distribution_name(dist_info) not in RUNTIME_PROVIDED:
-            continue
-        record = dist_info / "RECORD"
-        if record.is_file():
-            for line in record.read_text().splitlines():
-                top = Path(line.split(",", 1)[0]).parts[0]
-                if top != "..":
-                    tops.add(top)
-    return tops
-
-
-def _under(path: Path, root: Path, tops: set[str]) -> bool:
-    return path.relative_to(root).parts[0] in tops
+            record = dist_info / "RECORD"
+            lines = record.read_text().splitlines() if record.is_file() else []
+            tops = {Path(line.split(",", 1)[0]).parts[0] for line in lines}
+            provided[name] = tops - {".."}
+    return provided
 
 
 def _zipped_size(files: Iterable[Path], root: Path, archive: Path) -> int:

@@ -189,13 +189,8 @@ def _offline_value(template: Mapping[str, Any], value: Any) -> str | None:
     return None if default is None else str(default)
 
 
-def table_arn(table_name: str) -> str:
-    return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{table_name}"
-
-
-def create_tables(dynamodb: Any, template: dict[str, Any]) -> list[str]:
-    """Create every AWS::DynamoDB::Table of the template, named by logical id; return the names."""
-    names = []
+def create_tables(dynamodb: Any, template: dict[str, Any]) -> None:
+    """Create every AWS::DynamoDB::Table of the template, named by logical id."""
     for logical_id, resource in resources_of_type(template, "AWS::DynamoDB::Table").items():
         properties = resource["Properties"]
         dynamodb.create_table(
@@ -207,8 +202,6 @@ def create_tables(dynamodb: Any, template: dict[str, Any]) -> list[str]:
         ttl = properties.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=logical_id, TimeToLiveSpecification=ttl)
-        names.append(logical_id)
-    return names
 
 
 def resolve(value: Any, template: dict[str, Any]) -> str:
@@ -219,7 +212,7 @@ def resolve(value: Any, template: dict[str, Any]) -> str:
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         logical_id, attribute = value["Fn::GetAtt"]
         if logical_id in tables and attribute == "Arn":
-            return table_arn(logical_id)
+            return f"arn:aws:dynamodb:{REGION}:{ACCOUNT_ID}:table/{logical_id}"
     if isinstance(value, str):
         return value
     raise ValueError(f"cannot resolve {value!r} offline")

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import TimeoutError as InvocationTimeout
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
@@ -76,16 +77,14 @@ def http_api_event(request: Request, body: bytes, route_key: str) -> dict[str, A
     return event
 
 
+@dataclass(frozen=True)
 class HttpApi:
     """WSGI application: routes of the template -> pools of execution environments."""
 
-    def __init__(
-        self,
-        routes: dict[tuple[str, str], LambdaPool],
-        local_pages: Callable[[Request], Response],
-    ) -> None:
-        self.routes = routes
-        self.local_pages = local_pages
+    # (method, path) -> the function that answers it
+    routes: dict[tuple[str, str], LambdaPool]
+    # What answers under LOCAL_PREFIX
+    local_pages: Callable[[Request], Response]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)

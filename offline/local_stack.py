@@ -153,8 +153,10 @@ def _ensure_port_free(port: int, variable: str) -> None:
             ) from None
 
 
-def _kebab(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+def _only_resource_name(template: dict[str, Any], resource_type: str) -> str:
+    """The local name of the template's one resource of this type: its logical id, kebab-case."""
+    (logical_id,) = cfn_template.resources_of_type(template, resource_type)
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id).lower()
 
 
 class LocalStack:
@@ -166,7 +168,8 @@ class LocalStack:
         self.template = cfn_template.load_template()
         self.aws_url = f"http://{HOST}:{config.aws_port}"
         self.api_url = f"http://{HOST}:{config.api_port}"
-        self.bucket = _kebab(self._flyer_bucket_logical_id())
+        self.bucket = _only_resource_name(self.template, "AWS::S3::Bucket")
+        self.dead_letter_queue = _only_resource_name(self.template, "AWS::SQS::Queue")
         # None when there is no database: purchases work, flyer ingestion is off.
         self.catalog_url: str | None = None
         self.state_machine_arn = ""
@@ -270,10 +273,6 @@ class LocalStack:
     def client(self, service: str) -> Any:
         return boto3.client(service, endpoint_url=self.aws_url, region_name=cfn_template.REGION)
 
-    def _flyer_bucket_logical_id(self) -> str:
-        (logical_id,) = cfn_template.resources_of_type(self.template, "AWS::S3::Bucket")
-        return logical_id
-
     def _create_aws_resources(self) -> None:
         cfn_template.create_tables(self.client("dynamodb"), self.template)
         self.state_machine_arn = cfn_template.create_state_machine(
@@ -288,8 +287,9 @@ class LocalStack:
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        sqs.create_queue(QueueName=self._dead_letter_queue_name())
+        sqs.create_queue(QueueName=self.dead_letter_queue)
         # The template's S3 events of the flyer function, delivered to a queue the stack drains.
+        flyer_events = self.template["Resources"]["FlyerFunction"]["Properties"]["Events"]
         s3.put_bucket_notification_configuration(
             Bucket=self.bucket,
             NotificationConfiguration={
@@ -301,23 +301,12 @@ class LocalStack:
                             "Key": {"FilterRules": event["Properties"]["Filter"]["S3Key"]["Rules"]}
                         },
                     }
-                    for event in self._flyer_events()
+                    for event in flyer_events.values()
+                    if event["Type"] == "S3"
                 ]
             },
         )
         self.flyer_queue_url = queue_url
-
-    def _flyer_events(self) -> list[dict[str, Any]]:
-        events = self.template["Resources"]["FlyerFunction"]["Properties"]["Events"]
-        return [event for event in events.values() if event["Type"] == "S3"]
-
-    def _dead_letter_queue_name(self) -> str:
-        (logical_id,) = cfn_template.resources_of_type(self.template, "AWS::SQS::Queue")
-        return _kebab(logical_id)
-
-    def _flyer_attempts(self) -> int:
-        config = self.template["Resources"]["FlyerFunction"]["Properties"]["EventInvokeConfig"]
-        return 1 + int(config["MaximumRetryAttempts"])
 
     def _load_shows(self) -> None:
         dynamodb = self.client("dynamodb")
@@ -346,7 +335,9 @@ class LocalStack:
         """S3 -> the flyer handler, as Lambda's asynchronous invocation does: retried, then
         dead-lettered."""
         sqs = self.client("sqs")
-        dead_letters = sqs.get_queue_url(QueueName=self._dead_letter_queue_name())["QueueUrl"]
+        dead_letters = sqs.get_queue_url(QueueName=self.dead_letter_queue)["QueueUrl"]
+        retries = self.template["Resources"]["FlyerFunction"]["Properties"]["EventInvokeConfig"]
+        attempts_allowed = 1 + int(retries["MaximumRetryAttempts"])
         while not self._stopping.is_set():
             received = sqs.receive_message(
                 QueueUrl=self.flyer_queue_url,
@@ -362,7 +353,7 @@ class LocalStack:
                     except Exception as error:
                         attempts = int(message["Attributes"]["ApproximateReceiveCount"])
                         print(f"flyer: invocation failed ({error!r}), attempt {attempts}")
-                        if attempts < self._flyer_attempts():
+                        if attempts < attempts_allowed:
                             continue  # seen again after the visibility timeout
                         sqs.send_message(QueueUrl=dead_letters, MessageBody=message["Body"])
                 sqs.delete_message(
@@ -461,10 +452,8 @@ def _relative(path: Path) -> str:
 
 
 def _hide_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
+    password = urlsplit(url).password
+    return url.replace(f":{password}@", ":***@", 1) if password else url
 
 
 def connect_catalog(url: str) -> Any:

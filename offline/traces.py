@@ -35,10 +35,6 @@ class StateStep:
     parameters: str | None = None
     errors: list[tuple[str, str]] = field(default_factory=list)
 
-    @property
-    def duration_ms(self) -> float | None:
-        return None if self.exited is None else (self.exited - self.entered).total_seconds() * 1000
-
 
 @dataclass
 class Trace:
@@ -53,23 +49,13 @@ class Trace:
     cause: str | None
     steps: list[StateStep]
 
-    @property
-    def duration_ms(self) -> float | None:
-        if self.stopped is None:
-            return None
-        return (self.stopped - self.started).total_seconds() * 1000
-
-
-def _timestamp(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
-
 
 def build_trace(execution: dict[str, Any], events: list[dict[str, Any]]) -> Trace:
     """Pair each *StateEntered event with its *StateExited, attaching task details and errors."""
     steps: list[StateStep] = []
     for event in events:
         kind = event["type"]
-        at = _timestamp(event["timestamp"])
+        at = event["timestamp"]
         if kind.endswith("StateEntered"):
             details = event["stateEnteredEventDetails"]
             steps.append(
@@ -85,14 +71,15 @@ def build_trace(execution: dict[str, Any], events: list[dict[str, Any]]) -> Trac
         elif kind.endswith("Failed") and kind != "ExecutionFailed" and steps:
             details = next(v for k, v in event.items() if k.endswith("EventDetails"))
             steps[-1].errors.append((details.get("error", ""), details.get("cause", "")))
-    if steps and steps[-1].exited is None and execution.get("stopDate"):
-        steps[-1].exited = _timestamp(execution["stopDate"])
+    stopped = execution.get("stopDate")
+    if steps and steps[-1].exited is None:
+        steps[-1].exited = stopped
     return Trace(
         name=execution["name"],
         arn=execution["executionArn"],
         status=execution["status"],
-        started=_timestamp(execution["startDate"]),
-        stopped=_timestamp(execution["stopDate"]) if execution.get("stopDate") else None,
+        started=execution["startDate"],
+        stopped=stopped,
         input=execution.get("input", ""),
         output=execution.get("output"),
         error=execution.get("error"),
@@ -134,8 +121,9 @@ class Executions:
         return build_trace(execution, events)
 
 
-def _ms(value: float | None) -> str:
-    return "running" if value is None else f"{value:.0f} ms"
+def _ms(start: datetime, end: datetime | None) -> str:
+    """How long from `start` to `end`; "running" when it has not ended."""
+    return "running" if end is None else f"{(end - start).total_seconds() * 1000:.0f} ms"
 
 
 def _pretty(text: str | None) -> str:
@@ -150,7 +138,7 @@ def _pretty(text: str | None) -> str:
 def render_list(executions: list[dict[str, Any]]) -> str:
     lines = [f"{'started':26} {'status':10} name"]
     for execution in executions:
-        started = _timestamp(execution["startDate"]).isoformat(timespec="milliseconds")
+        started = execution["startDate"].isoformat(timespec="milliseconds")
         lines.append(f"{started:26} {execution['status']:10} {execution['name']}")
     return "\n".join(lines)
 
@@ -158,7 +146,7 @@ def render_list(executions: list[dict[str, Any]]) -> str:
 def render_text(trace: Trace) -> str:
     outcome = f" {trace.error}: {trace.cause}" if trace.error else ""
     lines = [
-        f"Execution {trace.name}: {trace.status}{outcome} ({_ms(trace.duration_ms)})",
+        f"Execution {trace.name}: {trace.status}{outcome} ({_ms(trace.started, trace.stopped)})",
         f"  input:  {_pretty(trace.input)}",
     ]
     if trace.output:
@@ -166,9 +154,8 @@ def render_text(trace: Trace) -> str:
     for number, step in enumerate(trace.steps, 1):
         offset = (step.entered - trace.started).total_seconds() * 1000
         task = f" {step.resource}" if step.resource else ""
-        lines.append(
-            f"{number:3}. {step.name} [{step.kind}{task}] +{offset:.0f} ms, {_ms(step.duration_ms)}"
-        )
+        took = _ms(step.entered, step.exited)
+        lines.append(f"{number:3}. {step.name} [{step.kind}{task}] +{offset:.0f} ms, {took}")
         lines.append(f"       input:      {_pretty(step.input)}")
         if step.parameters:
             lines.append(f"       parameters: {_pretty(step.parameters)}")
@@ -193,6 +180,7 @@ def render_html_list(executions: list[dict[str, Any]]) -> str:
 
 def render_html(trace: Trace) -> str:
     outcome = f" - {trace.error}: {trace.cause}" if trace.error else ""
+    outcome += f" in {_ms(trace.started, trace.stopped)}"
     items = []
     for number, step in enumerate(trace.steps, 1):
         task = f" <code>{html.escape(step.resource)}</code>" if step.resource else ""
@@ -207,11 +195,11 @@ def render_html(trace: Trace) -> str:
         )
         items.append(
             f"<li><details><summary>{number}. <b>{html.escape(step.name)}</b> "
-            f"[{html.escape(step.kind)}{task}] {_ms(step.duration_ms)}</summary>"
+            f"[{html.escape(step.kind)}{task}] {_ms(step.entered, step.exited)}</summary>"
             f"{errors}{blocks}</details></li>"
         )
     body = (
-        f"<p>{html.escape(trace.status)}{html.escape(outcome)} in {_ms(trace.duration_ms)}</p>"
+        f"<p>{html.escape(trace.status)}{html.escape(outcome)}</p>"
         f"<h4>input</h4><pre>{html.escape(_pretty(trace.input))}</pre>"
         f"<ol>{''.join(items)}</ol><p><a href='/_local/traces'>all executions</a></p>"
     )

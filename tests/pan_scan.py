@@ -83,12 +83,11 @@ def _drop_attached_groups(
 
 def _card_numbers_in(groups: list[tuple[str, str]]) -> list[str]:
     digits = "".join(group for _, group in groups)
+    whole_is_card = MIN_DIGITS <= len(digits) <= MAX_DIGITS and luhn_valid(digits)
     if len(groups) == 1:
         # A plain run: only as a whole, and not when it reads as a time.
-        if MIN_DIGITS <= len(digits) <= MAX_DIGITS and luhn_valid(digits) and not _is_time(digits):
-            return [digits]
-        return []
-    if MIN_DIGITS <= len(digits) <= MAX_DIGITS and luhn_valid(digits):
+        return [digits] if whole_is_card and not _is_time(digits) else []
+    if whole_is_card:
         return [digits]
     found = []
     for first in range(len(groups)):

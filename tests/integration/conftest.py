@@ -61,12 +61,8 @@ def mysql_server() -> Iterator[Server]:
         from flyer_config import db_environ_from_url
 
         settings = db_environ_from_url(external_url)
-        yield Server(
-            host=settings["DB_HOST"],
-            port=int(settings["DB_PORT"]),
-            user=settings["DB_USER"],
-            password=settings["DB_PASSWORD"],
-        )
+        host, port = settings["DB_HOST"], int(settings["DB_PORT"])
+        yield Server(host, port, settings["DB_USER"], settings["DB_PASSWORD"])
         return
     binaries = find_binaries()
     if binaries is None:
@@ -80,13 +76,8 @@ def mysql_server() -> Iterator[Server]:
     # Installed but not starting is a failure everywhere, not a reason to skip.
     server = start_mariadb(binaries, tls=True)
     try:
-        yield Server(
-            host=server.host,
-            port=server.port,
-            user=server.user,
-            password=server.password,
-            ca_cert=server.tls.ca_cert if server.tls else None,
-        )
+        ca_cert = server.tls.ca_cert if server.tls else None
+        yield Server(server.host, server.port, server.user, server.password, ca_cert)
     finally:
         server.stop()
 
@@ -104,11 +95,8 @@ class Catalog:
         return self.server.url(self.name)
 
     def add_event(self, name: str, price: str = "50.00", tickets: int = 100) -> None:
-        with self.admin.cursor() as cursor:
-            cursor.execute(
-                "INSERT INTO events (name, ticket_price, tickets_available) VALUES (%s, %s, %s)",
-                (name, Decimal(price), tickets),
-            )
+        sql = "INSERT INTO events (name, ticket_price, tickets_available) VALUES (%s, %s, %s)"
+        self.execute(sql, name, Decimal(price), tickets)
 
     def flyer(self, name: str) -> str | None:
         row = self.row(name)
@@ -116,35 +104,33 @@ class Catalog:
         flyer: str | None = row["flyer"]
         return flyer
 
-    def row(self, name: str) -> dict[str, Any] | None:
+    def execute(self, sql: str, *arguments: object) -> list[dict[str, Any]]:
+        """Run one statement on the admin connection; the rows it returns, if any."""
         with self.admin.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute("SELECT * FROM events WHERE name = %s", (name,))
-            row: dict[str, Any] | None = cursor.fetchone()
-            return row
-
-    def rows(self) -> list[dict[str, Any]]:
-        with self.admin.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute("SELECT * FROM events ORDER BY id")
+            # No arguments: the statement is sent as written, no %-formatting.
+            cursor.execute(sql, arguments or None)
             return list(cursor.fetchall())
 
+    def row(self, name: str) -> dict[str, Any] | None:
+        return next(iter(self.execute("SELECT * FROM events WHERE name = %s", name)), None)
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.execute("SELECT * FROM events ORDER BY id")
+
     def tables(self) -> set[str]:
-        with self.admin.cursor() as cursor:
-            cursor.execute("SHOW TABLES")
-            return {str(table) for (table,) in cursor.fetchall()}
+        return {str(table) for row in self.execute("SHOW TABLES") for table in row.values()}
 
     def function_connection_ids(self) -> list[int]:
         """Server-side ids of the other connections to this database: the function's."""
-        with self.admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT id FROM information_schema.PROCESSLIST"
-                " WHERE db = %s AND id <> CONNECTION_ID() ORDER BY id",
-                (self.name,),
-            )
-            return [int(connection_id) for (connection_id,) in cursor.fetchall()]
+        rows = self.execute(
+            "SELECT id FROM information_schema.PROCESSLIST"
+            " WHERE db = %s AND id <> CONNECTION_ID() ORDER BY id",
+            self.name,
+        )
+        return [int(row["id"]) for row in rows]
 
     def kill(self, connection_id: int) -> None:
-        with self.admin.cursor() as cursor:
-            cursor.execute("KILL CONNECTION %s", (connection_id,))
+        self.execute("KILL CONNECTION %s", connection_id)
 
 
 @pytest.fixture
