@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench import cold_start, contention, cost_report, flash_sale, package_size
+from bench import cold_start, cost_report, flash_sale, package_size
 from bench.measurement import BenchContext, Measurement, Section, machine, scrub, table
 from offline.cfn_template import ROOT, load_template
 
@@ -21,7 +21,6 @@ MEASUREMENTS: list[Measurement] = [
     cold_start.measure,
     package_size.measure,
     cost_report.measure,
-    contention.measure,
     flash_sale.measure,
 ]
 
