@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -238,3 +239,14 @@ def flyer_metrics(capsys: pytest.CaptureFixture[str]) -> Callable[[], dict[str, 
         return metrics
 
     return read
+
+
+def pipe(source: socket.socket, sink: socket.socket) -> None:
+    """Relay one direction of a TCP connection until either end closes, then close both (the
+    tests' relays in front of the database)."""
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    for end in (source, sink):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)

@@ -20,7 +20,7 @@ from flyer_config import DbSettings, db_environ_from_url
 from flyer_records import FlyerUpload, MalformedRecordError, normalise_sequencer
 from offline.mariadb_server import free_port
 from tests.events import load_event
-from tests.integration.conftest import Catalog, FlyerLogs, Server
+from tests.integration.conftest import Catalog, FlyerLogs, Server, pipe
 
 BUCKET = "s3://ticketera-flyers-example"
 Metrics = Callable[[], dict[str, float]]
@@ -484,16 +484,7 @@ class DatabaseLink:
             server = socket.create_connection(self.target)
             self.open_sockets += [client, server]
             for source, sink in ((client, server), (server, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
-
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := source.recv(65536):
-                sink.sendall(data)
-        for end in (source, sink):
-            with contextlib.suppress(OSError):
-                end.shutdown(socket.SHUT_RDWR)
+                threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
     def cut(self) -> None:
         self.up = False

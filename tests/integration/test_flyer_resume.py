@@ -20,7 +20,7 @@ import pytest
 import events_db
 import flyer_handler
 from tests.events import load_event
-from tests.integration.conftest import Catalog, FlyerLogs, Server
+from tests.integration.conftest import Catalog, FlyerLogs, Server, pipe
 
 FLYER = "s3://ticketera-flyers-example/Rock in Rio.jpg"
 WAKE_AFTER_SECONDS = 2.5
@@ -67,22 +67,13 @@ class WakingDatabase:
         server = socket.create_connection(self.target)
         self._sockets.append(server)
         for source, sink in ((client, server), (server, client)):
-            threading.Thread(target=_pipe, args=(source, sink), daemon=True).start()
+            threading.Thread(target=pipe, args=(source, sink), daemon=True).start()
 
     def close(self) -> None:
         self.listener.close()
         for end in self._sockets:
             with contextlib.suppress(OSError):
                 end.shutdown(socket.SHUT_RDWR)
-
-
-def _pipe(source: socket.socket, sink: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            sink.sendall(data)
-    for end in (source, sink):
-        with contextlib.suppress(OSError):
-            end.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture
