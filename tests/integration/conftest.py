@@ -12,6 +12,7 @@ import io
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -129,6 +130,14 @@ class Catalog:
             self.name,
         )
         return [int(row["id"]) for row in rows]
+
+    def connections_left_after_close(self, within_seconds: float = 5.0) -> list[int]:
+        """The function's connections still open once the server has had time to see them
+        closed: a client's quit reaches the server's process list a moment after it returns."""
+        deadline = time.monotonic() + within_seconds
+        while (left := self.function_connection_ids()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return left
 
     def kill(self, connection_id: int) -> None:
         self.execute("KILL CONNECTION %s", connection_id)

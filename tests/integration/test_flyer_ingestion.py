@@ -284,7 +284,7 @@ def test_handler_every_invocation_closes_its_connection(
         invoke(event, lambda_context)
         # THEN after each one the server holds no connection of the function's: an idle
         # connection of a frozen execution environment would keep Aurora from pausing
-        assert flyer_function.function_connection_ids() == []
+        assert flyer_function.connections_left_after_close() == []
 
     assert flyer_function.flyer("Metallica") == f"{BUCKET}/flyers/2026/march/Metallica.gif"
 
@@ -309,7 +309,7 @@ def test_handler_failed_invocation_closes_its_connection(
     # WHEN the invocation fails THEN its connection is closed all the same
     with pytest.raises(pymysql.err.IntegrityError):
         invoke("s3_flyer_several_records", lambda_context)
-    assert flyer_function.function_connection_ids() == []
+    assert flyer_function.connections_left_after_close() == []
 
 
 def test_events_db_connection_killed_between_records_reconnects(

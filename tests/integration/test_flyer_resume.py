@@ -125,7 +125,7 @@ def test_handler_catalog_resuming_still_stores_the_flyer_once(
             record["message"] for record in flyer_logs.records()
         ]
     # AND it left no connection behind, so the catalog may go back to sleep
-    assert flyer_function.function_connection_ids() == []
+    assert flyer_function.connections_left_after_close() == []
     # AND Lambda delivering the same notification again changes nothing
     assert invoke(lambda_context) == {"unchanged": 1}
 
@@ -142,7 +142,7 @@ def test_handler_catalog_holding_past_one_attempt_is_tried_again(
     assert invoke(lambda_context) == {"stored": 1}
     assert database.connections_before_waking >= 2
     assert flyer_function.flyer("Rock in Rio") == FLYER
-    assert flyer_function.function_connection_ids() == []
+    assert flyer_function.connections_left_after_close() == []
 
 
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")

@@ -260,7 +260,7 @@ def test_show_command_on_aws_writes_the_catalog_through_the_function(
     # THEN the function created the row once, and closed its connection both times
     assert "catalog created" in first and "catalog unchanged" in second
     assert catalog.row(SHOW) is not None
-    assert catalog.function_connection_ids() == []
+    assert catalog.connections_left_after_close() == []
 
 
 def test_show_handler_refuses_bad_input_before_touching_the_database(
