@@ -45,7 +45,7 @@ DEFAULT_ITEM_WCU = 1000
 DEFAULT_ITEM_RCU = 3000
 TOKEN_SECONDS = 600
 _PREFIX = "com.amazonaws.dynamodb.v20120810#"
-_ENGINE_ACTIONS = ("transact_write_items", "put_item", "update_item", "delete_item", "get_item")
+# The API actions the engine models, and the names of moto's handler methods for them.
 _ACTION_NAMES = {
     "TransactWriteItems": "transact_write_items",
     "PutItem": "put_item",
@@ -53,6 +53,7 @@ _ACTION_NAMES = {
     "DeleteItem": "delete_item",
     "GetItem": "get_item",
 }
+_ENGINE_ACTIONS = tuple(_ACTION_NAMES.values())
 
 
 class SettingError(ValueError):

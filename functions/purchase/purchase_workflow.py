@@ -156,22 +156,20 @@ def run_purchase(sale: Sale, attempt: str) -> SaleResult:
             )
             return result_of(dict(result), sale.quantity)
         except ClientError as error:
-            if error.response["Error"]["Code"] in START_REFUSED:
-                refused = WORKFLOW_THROTTLED
-            elif error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500:
-                # A server error may come after the execution started: its outcome is unknown.
-                raise RetryableError(OUTCOME_UNKNOWN) from error
-            else:
+            if error.response["Error"]["Code"] not in START_REFUSED:
+                if error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500) >= 500:
+                    # A server error may come after the execution started: outcome unknown.
+                    raise RetryableError(OUTCOME_UNKNOWN) from error
                 raise  # the request was refused as invalid: nothing ran, nothing to retry
         except NoConnectionError:
-            # botocore's ConnectionError family: no connection was made, nothing was sent.
-            refused = WORKFLOW_THROTTLED
+            pass  # botocore's ConnectionError family: no connection made, nothing sent
         except HTTPClientError as error:
             # Sent, and maybe received: a dropped connection or a read timeout.
             raise RetryableError(OUTCOME_UNKNOWN) from error
+        # Refused before anything ran: worth another try.
         if start < START_ATTEMPTS:
             time.sleep(random.uniform(0, 0.1 * 2**start))  # noqa: S311 - jitter, not secrecy
-    raise RetryableError(refused)
+    raise RetryableError(WORKFLOW_THROTTLED)
 
 
 def result_of(result: dict[str, Any], quantity: int) -> SaleResult:
