@@ -1,8 +1,5 @@
-"""Cold start proxy: a fresh interpreter until the handler is imported and its AWS client made.
-
-How each function is laid out and timed is said once, in the paragraph `_section` writes to
-BENCHMARKS.md. Baseline and subjects alternate, so that drift on a noisy machine hits both alike.
-"""
+"""Cold start proxy: a fresh interpreter until the handler is imported and its AWS client made,
+each function run right after the baseline, so that drift on a noisy machine hits both alike."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from bench.cost_model import api_function
-from bench.measurement import BenchContext, Headline, Section, scrub, table, verdict
+from bench.measurement import BenchContext, Headline, Section, table, verdict
 from offline import cfn_template
 from offline.cfn_template import Function
 
@@ -36,8 +33,6 @@ RUNTIME_REQUIREMENTS = ("boto3",)
 CHILD_TIMEOUT_SECONDS = 60
 # boto3.client("stepfunctions", ...) in a function's code: the AWS clients it creates.
 _CLIENT_CALL = re.compile(r"""boto3\.client\(\s*["']([a-z0-9-]+)["']""")
-# Values the template only knows once deployed (ARNs, endpoints) get this stand-in.
-PLACEHOLDER = "placeholder"
 
 _CHILD = """
 import json, sys, time
@@ -56,69 +51,45 @@ print(json.dumps({"seconds": time.perf_counter() - started}))
 
 
 class SetupError(Exception):
-    """A subject cannot be laid out or does not start; the report says why."""
+    """A function cannot be laid out or does not start."""
 
 
 @dataclass(frozen=True)
 class Subject:
-    name: str
-    path: tuple[str, ...]
-    module: str | None
-    handler: str | None
-    services: tuple[str, ...]
+    """What the child imports and creates (its `_CHILD` spec), and its environment."""
+
+    spec: Mapping[str, object]
     environment: Mapping[str, str]
-
-
-@dataclass
-class Timings:
     seconds: list[float] = field(default_factory=list)
     paired_ratios: list[float] = field(default_factory=list)
 
 
 def measure(context: BenchContext) -> Section:
     functions = [
-        cfn_template.function(context.template, logical_id, unresolved=PLACEHOLDER)
+        cfn_template.function(context.template, logical_id, unresolved="placeholder")
         for logical_id in cfn_template.resources_of_type(
             dict(context.template), "AWS::Serverless::Function"
         )
     ]
-    target_function = api_function(context.template)[0]
-    problems: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as temporary:
         root = Path(temporary)
         runtime_dir = root / "runtime"
         _link_distributions(_closure(RUNTIME_REQUIREMENTS), runtime_dir)
         baseline = Subject(
-            name="baseline",
-            path=(str(runtime_dir),),
-            module=None,
-            handler=None,
-            services=(BASELINE_SERVICE,),
-            environment=_lambda_environment(root, "baseline", root / "baseline", {}),
+            {"path": [str(runtime_dir)], "module": None, "services": [BASELINE_SERVICE]},
+            _lambda_environment(root, "baseline", root / "baseline", {}),
         )
-        subjects: list[Subject] = []
-        for function in functions:
-            try:
-                subject = _lay_out(function, root, runtime_dir)
-                _run(subject)  # also warms the file cache; the figure is discarded
-            except SetupError as error:
-                problems[function.logical_id] = scrub(str(error), context.root)
-                continue
-            subjects.append(subject)
-        _run(baseline)
-        timings = {subject.name: Timings() for subject in [baseline, *subjects]}
+        subjects = [_lay_out(function, root, runtime_dir) for function in functions]
+        for subject in [baseline, *subjects]:
+            _run(subject)  # also warms the file cache; the figure is discarded
         for round_index in range(context.runs):
-            turn = round_index % max(len(subjects), 1)
+            turn = round_index % len(subjects)
             for subject in subjects[turn:] + subjects[:turn]:
-                baseline_seconds = _run(baseline)
-                subject_seconds = _run(subject)
-                timings[baseline.name].seconds.append(baseline_seconds)
-                timings[subject.name].seconds.append(subject_seconds)
-                timings[subject.name].paired_ratios.append(subject_seconds / baseline_seconds)
-    return _section(context, functions, target_function, baseline, timings, problems)
-
-
-# ------------------------------------------------------------------------------------ layout
+                baseline_seconds, subject_seconds = _run(baseline), _run(subject)
+                baseline.seconds.append(baseline_seconds)
+                subject.seconds.append(subject_seconds)
+                subject.paired_ratios.append(subject_seconds / baseline_seconds)
+    return _section(context, functions, baseline, subjects)
 
 
 def _lay_out(function: Function, root: Path, runtime_dir: Path) -> Subject:
@@ -139,14 +110,13 @@ def _lay_out(function: Function, root: Path, runtime_dir: Path) -> Subject:
             if canonicalize_name(distribution.metadata["Name"]) not in runtime
         ]
         _link_distributions(needed, task)
-    return Subject(
-        name=function.logical_id,
-        path=(str(task), str(opt), str(runtime_dir)),
-        module=function.module,
-        handler=function.handler.rsplit(".", 1)[1],
-        services=aws_services(function),
-        environment=_lambda_environment(root, function.logical_id, task, function.environment),
-    )
+    spec = {
+        "path": [str(task), str(opt), str(runtime_dir)],
+        "module": function.module,
+        "handler": function.handler.rsplit(".", 1)[1],
+        "services": list(aws_services(function)),
+    }
+    return Subject(spec, _lambda_environment(root, function.logical_id, task, function.environment))
 
 
 def _lambda_environment(
@@ -227,20 +197,11 @@ def _link_distributions(
                 link.symlink_to(source, target_is_directory=source.is_dir())
 
 
-# -------------------------------------------------------------------------------------- runs
-
-
 def _run(subject: Subject) -> float:
     """Seconds from the child's first import to ready."""
-    spec = {
-        "path": list(subject.path),
-        "module": subject.module,
-        "handler": subject.handler,
-        "services": list(subject.services),
-    }
     # -I -S: no site-packages, no user site, no PYTHON* variables; -B: no bytecode written.
     result = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-I", "-S", "-B", "-c", _CHILD, json.dumps(spec)],
+        [sys.executable, "-I", "-S", "-B", "-c", _CHILD, json.dumps(subject.spec)],
         env=dict(subject.environment),
         capture_output=True,
         text=True,
@@ -249,69 +210,58 @@ def _run(subject: Subject) -> float:
     )
     if result.returncode != 0:
         last_line = (result.stderr.strip().splitlines() or ["no output"])[-1]
-        raise SetupError(f"does not start: {last_line}")
+        raise SetupError(f"{subject.spec['module']} does not start: {last_line}")
     return float(json.loads(result.stdout)["seconds"])
 
 
-# ------------------------------------------------------------------------------------ report
-
-
 def _section(
-    context: BenchContext,
-    functions: Sequence[Function],
-    target_function: str,
-    baseline: Subject,
-    timings: Mapping[str, Timings],
-    problems: Mapping[str, str],
+    context: BenchContext, functions: list[Function], baseline: Subject, subjects: list[Subject]
 ) -> Section:
-    baseline_median = statistics.median(timings[baseline.name].seconds)
+    baseline_median = statistics.median(baseline.seconds)
     rows: list[list[object]] = [
         [
             f"baseline: `import boto3` + `boto3.client('{BASELINE_SERVICE}')`",
-            len(timings[baseline.name].seconds),
+            len(baseline.seconds),
             f"{baseline_median * 1000:.1f}",
             "1.00x",
             "",
         ]
     ]
     headlines = []
-    for function in functions:
-        if function.logical_id in problems:
-            rows.append([f"{function.logical_id}", 0, "n/a", "n/a", problems[function.logical_id]])
-            continue
-        subject_timings = timings[function.logical_id]
-        subject_median = statistics.median(subject_timings.seconds)
-        ratio = subject_median / baseline_median
+    for function, subject in zip(functions, subjects, strict=True):
+        median = statistics.median(subject.seconds)
+        ratio = median / baseline_median
         clients = ", ".join(aws_services(function)) or "none"
         rows.append(
             [
                 f"{function.logical_id}: `{function.module}` + clients: {clients}",
-                len(subject_timings.seconds),
-                f"{subject_median * 1000:.1f}",
+                len(subject.seconds),
+                f"{median * 1000:.1f}",
                 f"{ratio:.2f}x",
-                f"{statistics.median(subject_timings.paired_ratios):.2f}x",
+                f"{statistics.median(subject.paired_ratios):.2f}x",
             ]
         )
         title = f"Cold start proxy, {function.logical_id} / baseline"
-        if function.logical_id == target_function:
-            milliseconds = f"{subject_median * 1000:.0f} ms vs {baseline_median * 1000:.0f} ms"
+        if function.logical_id == api_function(context.template)[0]:
+            milliseconds = f"{median * 1000:.0f} ms vs {baseline_median * 1000:.0f} ms"
             figure, target = f"{ratio:.2f}x ({milliseconds})", f"<= {TARGET_RATIO}x"
             headlines.append(Headline(title, figure, target, verdict(ratio <= TARGET_RATIO)))
         else:
             headlines.append(Headline(title, f"{ratio:.2f}x"))
-    parts = [
-        'Time in a fresh interpreter from its first import to "handler module imported and '
-        'the AWS clients its code creates (`boto3.client(...)`) created", laid out like a '
-        "Lambda execution environment: the code copied without bytecode, the layers on the "
-        "path, the requirements and the runtime's boto3 linked from the development "
-        "environment, nothing else importable, and the runtime's variables set. "
-        f"{context.runs} rounds; each subject run right after a baseline run. Interpreter "
-        "start-up itself is not counted. This machine is not a Graviton at 128 MB: compare the "
-        "ratios, not the milliseconds.",
-        "",
-        table(
-            ["subject", "runs", "median ms", "median / baseline median", "median paired ratio"],
-            rows,
-        ),
-    ]
-    return Section("Cold start proxy", "\n".join(parts), tuple(headlines))
+    body = "\n\n".join(
+        [
+            'Time in a fresh interpreter from its first import to "handler module imported and '
+            'the AWS clients its code creates (`boto3.client(...)`) created", laid out like a '
+            "Lambda execution environment: the code copied without bytecode, the layers on the "
+            "path, the requirements and the runtime's boto3 linked from the development "
+            "environment, nothing else importable, and the runtime's variables set. "
+            f"{context.runs} rounds; each subject run right after a baseline run. Interpreter "
+            "start-up itself is not counted. This machine is not a Graviton at 128 MB: compare "
+            "the ratios, not the milliseconds.",
+            table(
+                ["subject", "runs", "median ms", "median / baseline median", "median paired ratio"],
+                rows,
+            ),
+        ]
+    )
+    return Section("Cold start proxy", body, tuple(headlines))

@@ -1,8 +1,4 @@
-"""Built size of each function and layer: its code plus its requirements for python3.13 arm64.
-
-How they are installed and zipped, and why the runtime-provided packages are counted apart, is
-said once, in the paragraph `measure` writes to BENCHMARKS.md.
-"""
+"""Built size of each function and layer: its code plus its requirements for python3.13 arm64."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
@@ -31,57 +26,21 @@ RUNTIME_PROVIDED = frozenset(
     for name in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 )
 _PIP_PLATFORM = (
-    "--platform",
-    "manylinux2014_aarch64",
-    "--only-binary=:all:",
-    "--python-version",
-    "3.13",
-    "--implementation",
-    "cp",
+    "--platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.13 --implementation cp"
 )
 
 
-@dataclass(frozen=True)
-class PackageSize:
-    name: str
-    code_zipped: int
-    deps_zipped: int
-    runtime_provided_zipped: int
-    unzipped: int
-    runtime_provided: tuple[str, ...]
-    note: str
-
-    @property
-    def total_zipped(self) -> int:
-        return self.code_zipped + self.deps_zipped
-
-    @property
-    def zipped_without_runtime_provided(self) -> int:
-        return self.total_zipped - self.runtime_provided_zipped
-
-
 def measure(context: BenchContext) -> Section:
-    sizes = [
-        _package_size(logical_id, ROOT / resource["Properties"][folder], context)
-        for kind, folder in (
-            ("AWS::Serverless::Function", "CodeUri"),
-            ("AWS::Serverless::LayerVersion", "ContentUri"),
-        )
-        for logical_id, resource in resources_of_type(dict(context.template), kind).items()
-    ]
-    rows = [
-        [
-            size.name,
-            _human(size.code_zipped),
-            _human(size.deps_zipped),
-            _human(size.total_zipped),
-            _human(size.zipped_without_runtime_provided),
-            _human(size.unzipped),
-            ", ".join(size.runtime_provided) or "none",
-            size.note,
-        ]
-        for size in sizes
-    ]
+    rows = []
+    headlines = []
+    for kind, folder in (
+        ("AWS::Serverless::Function", "CodeUri"),
+        ("AWS::Serverless::LayerVersion", "ContentUri"),
+    ):
+        for name, resource in resources_of_type(dict(context.template), kind).items():
+            row, headline = _package_size(name, ROOT / resource["Properties"][folder], context)
+            rows.append(row)
+            headlines.append(Headline(f"Package size, {name} (zipped)", headline))
     body = "\n".join(
         [
             "Each function's and layer's folder (bytecode left out) plus its `requirements.txt` "
@@ -108,17 +67,7 @@ def measure(context: BenchContext) -> Section:
             ),
         ]
     )
-    headlines = tuple(
-        Headline(f"Package size, {size.name} (zipped)", _size_headline(size)) for size in sizes
-    )
-    return Section("Package sizes", body, headlines)
-
-
-def _size_headline(size: PackageSize) -> str:
-    text = _human(size.total_zipped)
-    if size.runtime_provided_zipped:
-        text += f" ({_human(size.zipped_without_runtime_provided)} without runtime-provided)"
-    return text
+    return Section("Package sizes", body, tuple(headlines))
 
 
 def _human(size: int) -> str:
@@ -127,7 +76,8 @@ def _human(size: int) -> str:
     return f"{size / 1000:.1f} KB"
 
 
-def _package_size(name: str, code_dir: Path, context: BenchContext) -> PackageSize:
+def _package_size(name: str, code_dir: Path, context: BenchContext) -> tuple[list[str], str]:
+    """The package's row in the report and its headline figure."""
     code_files = list(_files(code_dir))
     note = ""
     with tempfile.TemporaryDirectory(prefix="bench-package-") as temporary:
@@ -143,15 +93,24 @@ def _package_size(name: str, code_dir: Path, context: BenchContext) -> PackageSi
             p for p in dependency_files if p.relative_to(target).parts[0] in runtime_tops
         ]
         zips = Path(temporary)
-        code_zipped = _zipped_size(code_files, code_dir, zips / "code.zip")
-        deps_zipped = _zipped_size(dependency_files, target, zips / "deps.zip")
-        runtime_zipped = (
-            _zipped_size(runtime_files, target, zips / "runtime.zip") if runtime_files else 0
-        )
+        code = _zipped_size(code_files, code_dir, zips / "code.zip")
+        deps = _zipped_size(dependency_files, target, zips / "deps.zip")
+        runtime = _zipped_size(runtime_files, target, zips / "runtime.zip") if runtime_files else 0
         unzipped = sum(path.stat().st_size for path in [*code_files, *dependency_files])
-    return PackageSize(
-        name, code_zipped, deps_zipped, runtime_zipped, unzipped, tuple(sorted(provided)), note
-    )
+    row = [
+        name,
+        _human(code),
+        _human(deps),
+        _human(code + deps),
+        _human(code + deps - runtime),
+        _human(unzipped),
+        ", ".join(sorted(provided)) or "none",
+        note,
+    ]
+    headline = _human(code + deps)
+    if runtime:
+        headline += f" ({_human(code + deps - runtime)} without runtime-provided)"
+    return row, headline
 
 
 def _files(folder: Path) -> Iterable[Path]:
@@ -162,23 +121,11 @@ def _files(folder: Path) -> Iterable[Path]:
 
 def _pip_install(requirements: Path, target: Path, context: BenchContext) -> str:
     """Install for Lambda; on failure, say so (the size is then the code alone)."""
-    command = [
-        sys.executable,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--disable-pip-version-check",
-        "--no-compile",
-        "--target",
-        str(target),
-        *_PIP_PLATFORM,
-        "--requirement",
-        str(requirements),
-    ]
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["--no-compile", "--target", str(target), *_PIP_PLATFORM.split()]
     try:
         result = subprocess.run(  # noqa: S603 - pip from this interpreter, fixed arguments
-            command,
+            [*command, "--requirement", str(requirements)],
             capture_output=True,
             text=True,
             timeout=PIP_TIMEOUT_SECONDS,
@@ -203,8 +150,7 @@ def _runtime_provided(target: Path) -> dict[str, set[str]]:
         if name in RUNTIME_PROVIDED:
             record = dist_info / "RECORD"
             lines = record.read_text().splitlines() if record.is_file() else []
-            tops = {Path(line.split(",", 1)[0]).parts[0] for line in lines}
-            provided[name] = tops - {".."}
+            provided[name] = {Path(line.split(",", 1)[0]).parts[0] for line in lines} - {".."}
     return provided
 
 
