@@ -1,16 +1,13 @@
 """Cost per million purchases, the idle bill and the monthly bill, from template.yaml and the ASL.
 
-Pure and deterministic: no clock, no network. Prices and billing rules come from
-bench/prices.json; what the workflow writes and reads is counted by walking the state machine's
-own states; durations are modelled (`Assumptions`) and printed next to every figure in
-BENCHMARKS.md. Execution log volume is an input (`ObservedExecution`): bench.execution_logs
-measures it on the offline stack.
+Pure and deterministic: prices from bench/prices.json, request units from walking the ASL's
+states, durations modelled (bench/assumptions.json), execution log volume observed offline
+(bench.execution_logs).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import math
 import re
@@ -25,9 +22,6 @@ from offline.cfn_template import (
     resources_of_type,
     state_machine_definition,
 )
-
-PRICES_PATH = Path(__file__).with_name("prices.json")
-ASSUMPTIONS_PATH = Path(__file__).with_name("assumptions.json")
 
 # The cost design's targets, in one place: the report and tests/unit/test_cost_model.py use these.
 TARGET_PER_MILLION_SALES = 7.00
@@ -61,8 +55,7 @@ ACCESS_LOG_SAMPLE_VALUES = {
 }
 UNKNOWN_CONTEXT_VALUE = "x" * 16
 
-LOG_LEVELS = ("ALL", "ERROR", "FATAL", "OFF")
-# Which execution history events each level sends to CloudWatch Logs
+# Which execution history events each log level sends to CloudWatch Logs
 # (https://docs.aws.amazon.com/step-functions/latest/dg/cloudwatch-log-level.html): ERROR logs
 # every failure, abort and time-out event plus FailStateEntered; FATAL only the execution's end.
 _ERROR_EVENT_SUFFIXES = ("Failed", "TimedOut", "Aborted")
@@ -91,13 +84,11 @@ class CostModelError(Exception):
     """The template, the ASL or the price table does not say what the model needs."""
 
 
-# ---------------------------------------------------------------------------------------- prices
+# ---------------------------------------------------------------------------------------- inputs
 
 
 @dataclass(frozen=True)
 class PriceLine:
-    """One dated line of bench/prices.json."""
-
     key: str
     value: float
     unit: str
@@ -115,21 +106,14 @@ class PriceTable:
     rules: Mapping[str, PriceLine]
 
     def price(self, key: str) -> float:
-        return _line(self.prices, key, "price")
+        return self.prices[key].value
 
     def rule(self, key: str) -> float:
-        return _line(self.rules, key, "billing rule")
+        return self.rules[key].value
 
 
-def _line(lines: Mapping[str, PriceLine], key: str, what: str) -> float:
-    if key not in lines:
-        raise CostModelError(f"bench/prices.json has no {what} {key!r}")
-    return lines[key].value
-
-
-def load_prices(path: Path = PRICES_PATH) -> PriceTable:
-    """The price table kept in the repository."""
-    document = json.loads(path.read_text(encoding="utf-8"))
+def load_prices() -> PriceTable:
+    document = json.loads(Path(__file__).with_name("prices.json").read_text(encoding="utf-8"))
     prices, rules = (
         {
             key: PriceLine(key, float(line["value"]), line["unit"], line["as_of"], line["source"])
@@ -140,13 +124,10 @@ def load_prices(path: Path = PRICES_PATH) -> PriceTable:
     return PriceTable(document["region"], document["notes"], prices, rules)
 
 
-# ----------------------------------------------------------------------------------- assumptions
-
-
 @dataclass(frozen=True)
 class Assumptions:
-    """Modelled inputs: what the price table and the ASL cannot say. bench/assumptions.json gives
-    each one's value, unit and reason (`ASSUMPTION_NOTES`), printed in BENCHMARKS.md."""
+    """What the price table and the ASL cannot say; bench/assumptions.json gives each one's
+    unit and reason (`ASSUMPTION_NOTES`), printed in BENCHMARKS.md."""
 
     item_size_kb: float
     cancelled_transaction_units_per_item: float
@@ -172,30 +153,25 @@ class Assumptions:
     lambda_platform_log_bytes: int = len(LAMBDA_PLATFORM_LOG_LINES.encode())
 
 
-def _load_assumptions() -> tuple[Assumptions, dict[str, tuple[str, str]]]:
-    """The assumptions and, by name in the file's order, each one's unit and reason."""
-    entries = json.loads(ASSUMPTIONS_PATH.read_text(encoding="utf-8"))["assumptions"]
-    values = {name: entry["value"] for name, entry in entries.items() if "value" in entry}
-    notes = {name: (entry["unit"], entry["why"]) for name, entry in entries.items()}
-    return Assumptions(**values), notes
+_ENTRIES = json.loads(Path(__file__).with_name("assumptions.json").read_text(encoding="utf-8"))
+ASSUMPTIONS = Assumptions(
+    **{name: entry["value"] for name, entry in _ENTRIES["assumptions"].items() if "value" in entry}
+)
+# Each assumption's unit and reason, by name in the file's order.
+ASSUMPTION_NOTES = {
+    name: (entry["unit"], entry["why"]) for name, entry in _ENTRIES["assumptions"].items()
+}
 
 
-ASSUMPTIONS, ASSUMPTION_NOTES = _load_assumptions()
-
-
-# -------------------------------------------------------------------------------- the design
+# ------------------------------------------------------------------------------------ the design
 
 
 @dataclass(frozen=True)
 class Logging:
     """A state machine's logging configuration."""
 
-    level: str
+    level: str  # ALL, ERROR, FATAL or OFF
     include_execution_data: bool
-
-    def __post_init__(self) -> None:
-        if self.level not in LOG_LEVELS:
-            raise CostModelError(f"unknown log level {self.level!r}: expected one of {LOG_LEVELS}")
 
     @property
     def label(self) -> str:
@@ -276,9 +252,8 @@ def design_from_template(template: Mapping[str, Any]) -> Design:
 
 
 def _access_log_line_bytes(log_format: str | None) -> int:
-    """Bytes of one access log line in this format, 0 without access logging."""
     if not log_format:
-        return 0
+        return 0  # no access logging
     line = re.sub(
         r"\$context\.[A-Za-z.]+",
         lambda found: ACCESS_LOG_SAMPLE_VALUES.get(found.group(0), UNKNOWN_CONTEXT_VALUE),
@@ -295,8 +270,8 @@ def _parameter_value(template: Mapping[str, Any], value: Any) -> Any:
 
 
 def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
-    """DynamoDB tables the API function reaches itself (named in its environment), outside the
-    state machine: the idempotency records."""
+    """DynamoDB tables the API function names in its environment: it writes them itself, outside
+    the state machine (the idempotency records)."""
     variables = api_function(template)[1]["Properties"].get("Environment", {}).get("Variables", {})
     tables = resources_of_type(dict(template), "AWS::DynamoDB::Table")
     return [
@@ -307,9 +282,9 @@ def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
 
 
 def naive_design(design: Design) -> Design:
-    """The same sale built the obvious way, for comparison: REST API, an x86 Lambda at 512 MB and
-    a Standard workflow with one Lambda (x86, 512 MB) per task, Lambda's default text logs; same
-    execution logging and tracing."""
+    """The same sale built the obvious way: REST API, an x86 Lambda at 512 MB and a Standard
+    workflow with one Lambda (x86, 512 MB) per task, Lambda's default text logs; same execution
+    logging and tracing."""
     return dataclasses.replace(
         design,
         name="naive",
@@ -340,7 +315,7 @@ def api_function(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     return functions[0]
 
 
-# --------------------------------------------------------------------- walking the state machine
+# ---------------------------------------------------------------------- walking the state machine
 
 
 @dataclass(frozen=True)
@@ -353,7 +328,6 @@ class StateMachine:
 
 
 def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
-    """The template's state machine with its DefinitionSubstitutions applied."""
     (logical_id,) = resources_of_type(dict(template), "AWS::Serverless::StateMachine")
     text = state_machine_definition(dict(template), logical_id)
     return StateMachine(logical_id, json.loads(text), len(text.encode()))
@@ -362,8 +336,7 @@ def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
 @dataclass(frozen=True)
 class Outcome:
     """Which way an execution goes: the error each failing task ends with (a Catch must handle
-    it) and the state each Choice picks (it must be one of that Choice's targets). Every task not
-    named succeeds."""
+    it) and the state each Choice picks (one of its targets). Every task not named succeeds."""
 
     name: str
     task_errors: Mapping[str, str] = field(default_factory=dict)
@@ -375,7 +348,7 @@ SALE = Outcome("sale", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "S
 SOLD_OUT = Outcome("sold out", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"})
 OUTCOMES = (SALE, SOLD_OUT)
 # A sale of a bucketed show (docs/design.md, A hot show) whose first bucket drawn has enough:
-# one more consistent read and the bucket's states. Priced beside SALE by bench/flash_sale.py.
+# one more consistent read and the bucket's states.
 BUCKET_SALE = Outcome(
     "sale from a bucket",
     choices={
@@ -424,21 +397,20 @@ def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> Executi
     states = machine.definition["States"]
     name = machine.definition["StartAt"]
     visits: list[StateVisit] = []
-    unused_errors, unused_choices = set(outcome.task_errors), set(outcome.choices)
+    unused = set(outcome.task_errors) | set(outcome.choices)
     while name is not None:
         if len(visits) > len(states) * 10:
             raise CostModelError(f"{outcome.name}: the walk loops ({name} again and again)")
         state = states[name]
         kind = state["Type"]
+        unused.discard(name)
         write_units = read_units = 0.0
         if kind == "Task":
             error = outcome.task_errors.get(name)
             write_units, read_units = _request_units(state, error, prices)
             next_name = _catch_target(name, state, error) if error else _next(state)
-            unused_errors.discard(name)
         elif kind == "Choice":
             next_name = _choice_target(name, state, outcome)
-            unused_choices.discard(name)
         elif kind in ("Pass", "Wait"):
             next_name = _next(state)
         elif kind in ("Succeed", "Fail"):
@@ -447,10 +419,9 @@ def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> Executi
             raise CostModelError(f"state {name}: the model does not walk {kind} states")
         visits.append(StateVisit(name, kind, write_units, read_units))
         name = next_name
-    if unused_errors or unused_choices:
+    if unused:
         raise CostModelError(
-            f"{outcome.name}: never reached {sorted(unused_errors | unused_choices)}; "
-            "the outcome no longer matches the ASL"
+            f"{outcome.name}: never reached {sorted(unused)}; the outcome no longer matches the ASL"
         )
     return ExecutionPath(outcome, tuple(visits))
 
@@ -485,14 +456,11 @@ def _request_units(
     parameters = state.get("Parameters", {})
     item_kb = ASSUMPTIONS.item_size_kb
     units_per_write = math.ceil(item_kb / prices.rule("dynamodb_write_unit_kb"))
-    if resource.startswith("arn:aws:states:::dynamodb:") and api in (
-        "putItem",
-        "updateItem",
-        "deleteItem",
-    ):
+    direct = resource.startswith("arn:aws:states:::dynamodb:")
+    if direct and api in ("putItem", "updateItem", "deleteItem"):
         # A write whose condition fails still consumes write capacity.
         return float(units_per_write), 0.0
-    if resource.startswith("arn:aws:states:::dynamodb:") and api == "getItem":
+    if direct and api == "getItem":
         strong = math.ceil(item_kb / prices.rule("dynamodb_strongly_consistent_read_unit_kb"))
         return 0.0, float(strong if parameters.get("ConsistentRead") else strong / 2)
     if resource == "arn:aws:states:::aws-sdk:dynamodb:transactWriteItems":
@@ -505,7 +473,7 @@ def _request_units(
     raise CostModelError(f"no request-unit rule for {resource}")
 
 
-# ---------------------------------------------------------------------------- execution logs
+# ------------------------------------------------------------------------------ execution logs
 
 
 @dataclass(frozen=True)
@@ -520,27 +488,21 @@ class ObservedExecution:
 def log_records_from_history(
     events: Iterable[Mapping[str, Any]], execution_arn: str
 ) -> tuple[dict[str, Any], ...]:
-    """GetExecutionHistory events reshaped as Step Functions' CloudWatch log records."""
-    records = []
-    for event in events:
-        details: Mapping[str, Any] = next(
-            (value for key, value in event.items() if key.endswith("EventDetails")), {}
-        )
-        timestamp = event["timestamp"]
-        if isinstance(timestamp, datetime.datetime):
-            timestamp = int(timestamp.timestamp() * 1000)
-        records.append(
-            {
-                "id": str(event["id"]),
-                "type": event["type"],
-                "details": details,
-                "previous_event_id": str(event.get("previousEventId", 0)),
-                "event_timestamp": str(timestamp),
-                "execution_arn": execution_arn,
-                "redrive_count": "0",
-            }
-        )
-    return tuple(records)
+    """GetExecutionHistory events (boto3's) reshaped as Step Functions' CloudWatch log records."""
+    return tuple(
+        {
+            "id": str(event["id"]),
+            "type": event["type"],
+            "details": next(
+                (value for key, value in event.items() if key.endswith("EventDetails")), {}
+            ),
+            "previous_event_id": str(event.get("previousEventId", 0)),
+            "event_timestamp": str(int(event["timestamp"].timestamp() * 1000)),
+            "execution_arn": execution_arn,
+            "redrive_count": "0",
+        }
+        for event in events
+    )
 
 
 def is_logged(event_type: str, level: str) -> bool:
@@ -573,14 +535,13 @@ def execution_log_bytes(records: Iterable[Mapping[str, Any]], logging: Logging) 
 class LineItem:
     label: str
     quantity: str
-    usd: float
+    usd: float  # per million purchases
     kind: str = ""
 
 
 @dataclass(frozen=True)
 class CostBreakdown:
-    """What one million purchases of one outcome cost under one design (LineItem.usd: per
-    million purchases)."""
+    """What one million purchases of one outcome cost under one design."""
 
     design: Design
     path: ExecutionPath
@@ -605,11 +566,10 @@ def _round_up(value: float, step: float) -> float:
 def xray_sampled_fraction(request_rate_per_second: float, prices: PriceTable) -> float:
     """Share of requests X-Ray's default rule traces at a steady request rate."""
     reservoir = prices.rule("xray_default_sampling_reservoir_per_second")
-    rate = prices.rule("xray_default_sampling_rate")
     if request_rate_per_second <= reservoir:
         return 1.0
-    traced = reservoir + rate * (request_rate_per_second - reservoir)
-    return traced / request_rate_per_second
+    rate = prices.rule("xray_default_sampling_rate")
+    return (reservoir + rate * (request_rate_per_second - reservoir)) / request_rate_per_second
 
 
 def cost_per_million(
@@ -622,10 +582,15 @@ def cost_per_million(
     """Line items of one million purchases ending in `outcome` (free tiers left out)."""
     path = walk(machine, outcome, prices)
     a = ASSUMPTIONS
+    per_gb_second = prices.price(f"lambda_{design.architecture}_per_gb_second")
     items: list[LineItem] = []
 
     def add(label: str, quantity: str, usd: float, kind: str = "") -> None:
         items.append(LineItem(label, quantity, usd, kind))
+
+    def add_log(label: str, log_bytes: int, kind: str = "") -> None:
+        usd = log_bytes / GB * prices.price("cloudwatch_logs_ingestion_per_gb") * MILLION
+        add(label, f"{log_bytes:,} bytes", usd, kind)
 
     add(
         f"API Gateway {design.api} API",
@@ -642,7 +607,6 @@ def cost_per_million(
     lambda_ms = _round_up(
         a.handler_ms + waiting_ms + execution_ms, prices.rule("lambda_duration_rounding_ms")
     )
-    per_gb_second = prices.price(f"lambda_{design.architecture}_per_gb_second")
     add("Lambda requests", "1 invocation", prices.price("lambda_per_million_requests"))
     add(
         "Lambda duration",
@@ -683,10 +647,7 @@ def cost_per_million(
             f"{path.task_count} x {a.lambda_step_ms:.0f} ms x "
             f"{design.step_memory_mb} MB {design.architecture}",
             path.task_count
-            * design.step_memory_mb
-            / 1024
-            * a.lambda_step_ms
-            / 1000
+            * _gb_seconds(design.step_memory_mb, a.lambda_step_ms)
             * per_gb_second
             * MILLION,
         )
@@ -700,29 +661,20 @@ def cost_per_million(
         f"{path.read_units:g} RRU",
         path.read_units * prices.price("dynamodb_per_million_read_request_units"),
     )
-    per_gb_logged = prices.price("cloudwatch_logs_ingestion_per_gb")
-    log_bytes = execution_log_bytes(observed.log_records, design.logging)
-    add(
+    add_log(
         f"Execution logs ({design.logging.label})",
-        f"{log_bytes:,} bytes",
-        log_bytes / GB * per_gb_logged * MILLION,
+        execution_log_bytes(observed.log_records, design.logging),
         EXECUTION_LOGS,
     )
     platform_bytes = a.lambda_platform_log_bytes if design.lambda_system_logs else 0
-    function_bytes = invocations * platform_bytes + observed.function_output_bytes
-    add(
+    add_log(
         "Function logs (Lambda lines, EMF metrics, log lines)"
         if design.lambda_system_logs
         else "Function logs (EMF metrics, log lines; Lambda lines left out)",
-        f"{function_bytes:,} bytes",
-        function_bytes / GB * per_gb_logged * MILLION,
+        invocations * platform_bytes + observed.function_output_bytes,
     )
     if design.access_log_line_bytes:
-        add(
-            f"{design.api} API access logs",
-            f"{design.access_log_line_bytes} bytes",
-            design.access_log_line_bytes / GB * per_gb_logged * MILLION,
-        )
+        add_log(f"{design.api} API access logs", design.access_log_line_bytes)
     if prices.rule("lambda_init_billed"):
         # Below one request a second every invocation starts an execution environment.
         cold = 1.0 if design.request_rate_per_second <= 1.0 else a.busy_cold_start_fraction
@@ -746,31 +698,30 @@ def cost_per_million(
     return CostBreakdown(design, path, tuple(items))
 
 
-# ------------------------------------------------------------------------- idle, bursts, month
+# --------------------------------------------------------------------------- idle, bursts, month
 
 
 @dataclass(frozen=True)
 class MonthlyItem:
-    """A charge of a month. usd None: the resource bills, but bench/prices.json has no line for
-    it (the report says so)."""
-
     label: str
     detail: str
-    usd: float | None
+    usd: float
 
 
-# Resource types that bill by the hour or month whatever the traffic, beyond the database.
-IDLE_BILLED_TYPES = {
-    "AWS::EC2::NatGateway": "NAT gateway: billed per hour",
-    "AWS::EC2::VPCEndpoint": "interface endpoint: billed per hour per Availability Zone",
-    "AWS::RDS::DBProxy": "RDS Proxy: billed per vCPU-hour of the database",
-    "AWS::EC2::EIP": "public IPv4 address: billed per hour",
-    "AWS::EC2::Instance": "EC2 instance: billed per hour",
-    "AWS::ElasticLoadBalancingV2::LoadBalancer": "load balancer: billed per hour",
-    "AWS::ElastiCache::CacheCluster": "cache node: billed per hour",
-    "AWS::KMS::Key": "customer managed KMS key: billed per month",
-    "AWS::SecretsManager::Secret": "secret: billed per month",
-}
+# Resource types that bill by the hour or month whatever the traffic, and that the price table
+# does not price: the idle bill refuses a template declaring one rather than leave it out.
+HOURLY_BILLED_TYPES = frozenset(
+    {
+        "AWS::EC2::NatGateway",
+        "AWS::RDS::DBProxy",
+        "AWS::EC2::EIP",
+        "AWS::EC2::Instance",
+        "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        "AWS::ElastiCache::CacheCluster",
+        "AWS::KMS::Key",
+        "AWS::SecretsManager::Secret",
+    }
+)
 
 
 def catalog_choices(template: Mapping[str, Any]) -> tuple[str, ...]:
@@ -796,16 +747,19 @@ def idle_monthly_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[
         elif kind == "AWS::RDS::DBInstance" and "DBClusterIdentifier" not in properties:
             items += _database_idle_cost(logical_id, properties, prices)
         elif (
-            kind == "AWS::EC2::VPCEndpoint"
-            and properties.get("VpcEndpointType", "Gateway") == "Gateway"
+            kind in HOURLY_BILLED_TYPES
+            # gateway endpoints (the default type) are free, the others bill per hour and AZ
+            or (
+                kind == "AWS::EC2::VPCEndpoint"
+                and properties.get("VpcEndpointType", "Gateway") != "Gateway"
+            )
+            or properties.get("ProvisionedConcurrencyConfig")
+            or (
+                kind == "AWS::DynamoDB::Table"
+                and properties.get("BillingMode") != "PAY_PER_REQUEST"
+            )
         ):
-            continue  # gateway endpoints (the default type) are free
-        elif kind in IDLE_BILLED_TYPES:
-            items.append(MonthlyItem(logical_id, IDLE_BILLED_TYPES[kind], None))
-        elif kind == "AWS::Serverless::Function" and properties.get("ProvisionedConcurrencyConfig"):
-            items.append(MonthlyItem(logical_id, "provisioned concurrency: billed per hour", None))
-        elif kind == "AWS::DynamoDB::Table" and properties.get("BillingMode") != "PAY_PER_REQUEST":
-            items.append(MonthlyItem(logical_id, "provisioned capacity: billed per hour", None))
+            raise CostModelError(f"{logical_id} ({kind}) bills by the hour: not in the price table")
     return tuple(items)
 
 
@@ -892,12 +846,11 @@ def _database_idle_cost(
 
 
 def monthly_total(items: Iterable[MonthlyItem]) -> float:
-    """The items' sum, those the price table cannot price left out."""
-    return sum(item.usd or 0.0 for item in items)
+    return sum(item.usd for item in items)
 
 
 def flyer_burst_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[MonthlyItem, ...]:
-    """What one burst of flyer uploads costs: the catalog waking for it, I/O and the function."""
+    """One burst of flyer uploads: the catalog waking for it, its I/O and the function."""
     a = ASSUMPTIONS
     items: list[MonthlyItem] = []
     uploads = a.flyer_uploads_per_burst
@@ -972,11 +925,8 @@ def monthly_bill(
     observed_sale: ObservedExecution,
     prices: PriceTable,
 ) -> MonthlyBill:
-    """Idle bill + `sales` sales at their steady monthly rate + the month's flyer bursts.
-
-    X-Ray is counted after its perpetual free tier (100,000 traces a month); every other
-    free tier is left out, since an account may spend it on something else.
-    """
+    """Idle bill + `sales` sales at their steady monthly rate + the month's flyer bursts. X-Ray
+    is counted after its perpetual free tier; no other free tier (an account may spend it)."""
     deployed = deployed_with_catalog(template, catalog)
     items = list(idle_monthly_cost(deployed, prices))
     design = design_from_template(deployed).at_monthly_volume(sales)
