@@ -343,12 +343,9 @@ class Outcome:
     choices: Mapping[str, str] = field(default_factory=dict)
 
 
+# A sale of a one-item show: every show with N = 1 bucket.
 SALE = Outcome("sale", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SellTickets"})
-# A sold-out buyer is answered from the stock read, without a transaction.
-SOLD_OUT = Outcome("sold out", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"})
-OUTCOMES = (SALE, SOLD_OUT)
-# A sale of a bucketed show (docs/design.md, A hot show) whose first bucket drawn has enough:
-# one more consistent read and the bucket's states.
+# A sale of a bucketed show (docs/design.md, A hot show) whose first bucket drawn has enough.
 BUCKET_SALE = Outcome(
     "sale from a bucket",
     choices={
@@ -358,6 +355,9 @@ BUCKET_SALE = Outcome(
         "IsBucketEnough": "SellTickets",
     },
 )
+# A sold-out buyer is answered from the stock read, without a transaction.
+SOLD_OUT = Outcome("sold out", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"})
+OUTCOMES = (SALE, BUCKET_SALE, SOLD_OUT)
 
 
 @dataclass(frozen=True)
@@ -703,25 +703,26 @@ def cost_per_million(
 
 @dataclass(frozen=True)
 class MonthlyItem:
+    """A charge of a month. usd None: the resource bills, but bench/prices.json has no line for
+    it (the report says so)."""
+
     label: str
     detail: str
-    usd: float
+    usd: float | None
 
 
-# Resource types that bill by the hour or month whatever the traffic, and that the price table
-# does not price: the idle bill refuses a template declaring one rather than leave it out.
-HOURLY_BILLED_TYPES = frozenset(
-    {
-        "AWS::EC2::NatGateway",
-        "AWS::RDS::DBProxy",
-        "AWS::EC2::EIP",
-        "AWS::EC2::Instance",
-        "AWS::ElasticLoadBalancingV2::LoadBalancer",
-        "AWS::ElastiCache::CacheCluster",
-        "AWS::KMS::Key",
-        "AWS::SecretsManager::Secret",
-    }
-)
+# Resource types that bill by the hour or month whatever the traffic, beyond the database.
+IDLE_BILLED_TYPES = {
+    "AWS::EC2::NatGateway": "NAT gateway: billed per hour",
+    "AWS::EC2::VPCEndpoint": "interface endpoint: billed per hour per Availability Zone",
+    "AWS::RDS::DBProxy": "RDS Proxy: billed per vCPU-hour of the database",
+    "AWS::EC2::EIP": "public IPv4 address: billed per hour",
+    "AWS::EC2::Instance": "EC2 instance: billed per hour",
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": "load balancer: billed per hour",
+    "AWS::ElastiCache::CacheCluster": "cache node: billed per hour",
+    "AWS::KMS::Key": "customer managed KMS key: billed per month",
+    "AWS::SecretsManager::Secret": "secret: billed per month",
+}
 
 
 def catalog_choices(template: Mapping[str, Any]) -> tuple[str, ...]:
@@ -747,19 +748,16 @@ def idle_monthly_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[
         elif kind == "AWS::RDS::DBInstance" and "DBClusterIdentifier" not in properties:
             items += _database_idle_cost(logical_id, properties, prices)
         elif (
-            kind in HOURLY_BILLED_TYPES
-            # gateway endpoints (the default type) are free, the others bill per hour and AZ
-            or (
-                kind == "AWS::EC2::VPCEndpoint"
-                and properties.get("VpcEndpointType", "Gateway") != "Gateway"
-            )
-            or properties.get("ProvisionedConcurrencyConfig")
-            or (
-                kind == "AWS::DynamoDB::Table"
-                and properties.get("BillingMode") != "PAY_PER_REQUEST"
-            )
+            kind == "AWS::EC2::VPCEndpoint"
+            and properties.get("VpcEndpointType", "Gateway") == "Gateway"
         ):
-            raise CostModelError(f"{logical_id} ({kind}) bills by the hour: not in the price table")
+            continue  # gateway endpoints (the default type) are free
+        elif kind in IDLE_BILLED_TYPES:
+            items.append(MonthlyItem(logical_id, IDLE_BILLED_TYPES[kind], None))
+        elif kind == "AWS::Serverless::Function" and properties.get("ProvisionedConcurrencyConfig"):
+            items.append(MonthlyItem(logical_id, "provisioned concurrency: billed per hour", None))
+        elif kind == "AWS::DynamoDB::Table" and properties.get("BillingMode") != "PAY_PER_REQUEST":
+            items.append(MonthlyItem(logical_id, "provisioned capacity: billed per hour", None))
     return tuple(items)
 
 
@@ -846,7 +844,8 @@ def _database_idle_cost(
 
 
 def monthly_total(items: Iterable[MonthlyItem]) -> float:
-    return sum(item.usd for item in items)
+    """The items' sum, those the price table cannot price left out."""
+    return sum(item.usd or 0.0 for item in items)
 
 
 def flyer_burst_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[MonthlyItem, ...]:

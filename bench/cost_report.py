@@ -6,8 +6,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench import cost_model as cm
-from bench.cost_model import ASSUMPTIONS, OUTCOMES, SALE, SOLD_OUT, CostBreakdown, Design, Logging
-from bench.execution_logs import OfflineRun, run_offline_purchases
+from bench.cost_model import (
+    ASSUMPTIONS,
+    BUCKET_SALE,
+    OUTCOMES,
+    SALE,
+    SOLD_OUT,
+    CostBreakdown,
+    Design,
+    Logging,
+)
+from bench.execution_logs import BUCKETS, OfflineRun, run_offline_purchases
 from bench.measurement import BenchContext, Headline, Section, table, usd, verdict
 
 # The logging configurations the model is evaluated under, besides the template's own.
@@ -19,6 +28,12 @@ LOGGING_OPTIONS = (
 )
 NO_EXECUTION_LOGS = Logging("OFF", False)
 MONTHLY_SALES = (10_000, 1_000_000)
+UNPRICED = "**not in the price table**"
+TITLES = {
+    SALE.name: "successful sales",
+    BUCKET_SALE.name: "sales from a bucket",
+    SOLD_OUT.name: "sold-out rejections",
+}
 # Priced per (outcome name, logging).
 Costs = Mapping[tuple[str, Logging], CostBreakdown]
 
@@ -74,6 +89,10 @@ def measure(context: BenchContext) -> Section:
         )
     ]
     headlines += [
+        Headline(
+            "Cost per million sales from a bucket, template logging / logs OFF",
+            both(ours, BUCKET_SALE.name),
+        ),
         Headline(
             "Cost per million sold-out rejections, template logging / logs OFF",
             both(ours, SOLD_OUT.name),
@@ -223,8 +242,10 @@ def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[Logging]) -> s
     headers += [*(f"log bytes: {o.label}" for o in options), "function output bytes"]
     return _section(
         "Execution log volume (measured offline, a proxy)",
-        "One sold-out rejection and one sale by the real handler through the offline stack "
-        "(moto executing the real ASL, tables and state machine from `template.yaml`). "
+        "One sold-out rejection, one sale and one sale from a bucketed show (laid out by "
+        f"`make show`'s own code: {BUCKETS} buckets, each with plenty) by the real handler "
+        "through the offline stack (moto executing the real ASL, tables and state machine "
+        "from `template.yaml`), each checked to have entered the states walked above. "
         "Each execution's `GetExecutionHistory` events are reshaped into the JSON records "
         "Step Functions sends to CloudWatch Logs (id, type, details, previous event, "
         "timestamp, Express execution ARN, redrive count), filtered by log level, with "
@@ -256,7 +277,7 @@ def _breakdown(
     rows.append(["**total**", "", *(f"**{usd(b.total)}**" for b in breakdowns)])
     without = [usd(b.total_without(cm.EXECUTION_LOGS)) for b in breakdowns]
     rows.append(["total without execution logs", "", *without])
-    title = "successful sales" if outcome == SALE else "sold-out rejections"
+    title = TITLES[outcome.name]
     headers = ["line item", "per purchase", *(f"logs {o.label}" for o in options)]
     notes = [table(headers, rows)]
     if outcome == SALE:
@@ -271,6 +292,8 @@ def _breakdown(
             "Lambda and Express requests and the DynamoDB units alone come to "
             f"{usd(floor)}, before any duration, log line or trace."
         )
+    if outcome == BUCKET_SALE:
+        notes += _beside_one_item_sale(ours, options[0])
     if function_tables:
         units = ASSUMPTIONS.idempotency_write_units
         extra = units * prices.price("dynamodb_per_million_write_request_units")
@@ -280,6 +303,40 @@ def _breakdown(
             f"({units:g} WRU): +{usd(extra)} per million such requests."
         )
     return _section(f"Cost per million {title}", *notes)
+
+
+def _beside_one_item_sale(ours: Costs, template_logging: Logging) -> list[str]:
+    """What a sale from a bucket adds to a one-item show's sale, line by line."""
+    one, bucket = (ours[(o.name, template_logging)] for o in (SALE, BUCKET_SALE))
+    rows = [
+        [mine.label, mine.quantity, theirs.quantity, f"+{usd(theirs.usd - mine.usd)}"]
+        for mine, theirs in zip(one.items, bucket.items, strict=True)
+        if (mine.quantity, mine.usd) != (theirs.quantity, theirs.usd)
+    ]
+    totals = {}
+    for logging in (template_logging, NO_EXECUTION_LOGS):
+        one_total, bucket_total = (ours[(o.name, logging)].total for o in (SALE, BUCKET_SALE))
+        totals[logging] = usd(one_total)
+        delta = f"**+{usd(bucket_total - one_total)}**"
+        rows.append([f"**total, logs {logging.label}**", usd(one_total), usd(bucket_total), delta])
+    return [
+        f"Beside a one-item show's sale (logs {template_logging.label} unless said):",
+        table(["line item", "one-item sale", "sale from a bucket", "added per million"], rows),
+        "A show with N = 1 (the default: every show created without `BUCKETS`) pays the "
+        f"one-item sale, {totals[template_logging]} as deployed and "
+        f"{totals[NO_EXECUTION_LOGS]} with execution logs OFF: its path through the workflow "
+        "is unchanged. A bucketed show's item "
+        "sends the sale from CheckStock to PickBucket, which draws a bucket, and CheckBucket "
+        "reads it before the same SellTickets transaction decrements it instead of the show's "
+        f"item: {bucket.path.states_entered} states instead of {one.path.states_entered}, one "
+        "task more, the same write units. What that adds is the bucket's consistent read, the "
+        f"extra task's {ASSUMPTIONS.dynamodb_task_ms:g} ms, which the function waits for and "
+        "Express bills in 100 ms steps, and the log events of the extra states (Pass and "
+        "Choice states bill nothing else): with execution logs OFF, only the read and the "
+        "duration. A buyer whose drawn bucket is short walks on: one more read per bucket, "
+        "and a 2-item transaction for a bucket emptied into the pool (docs/design.md, A hot "
+        "show); the Flash sale section runs that.",
+    ]
 
 
 def _naive(design: Design, ours: Costs, theirs: Costs, options: Sequence[Logging]) -> str:
@@ -335,7 +392,9 @@ def _item_rows(
 ) -> list[list[str]]:
     """A row per item after its group's columns; with `totals`, then each group's total."""
     rows = [
-        [*key, item.label, item.detail, money(item.usd)] for key, items in groups for item in items
+        [*key, item.label, item.detail, money(item.usd) if item.usd is not None else UNPRICED]
+        for key, items in groups
+        for item in items
     ]
     if totals:
         for key, items in groups:

@@ -1,12 +1,5 @@
-"""Execution log volume of a sale and of a sold-out rejection, measured on the offline stack.
-
-The real purchase handler runs against moto executing the real ASL, with tables and state
-machine created from template.yaml (the approach of tests/conftest.py's `purchase_stack`). Each
-execution's GetExecutionHistory events are reshaped into the records Step Functions sends to
-CloudWatch Logs, with an execution ARN of AWS's Express shape. It is a proxy for the log volume
-on AWS: the event types and payloads are the ASL's own, the exact field layout is AWS's to
-decide.
-"""
+"""Execution log volume of each priced outcome, measured on the offline stack: the real purchase
+handler, moto executing the real ASL, tables and state machine from template.yaml."""
 
 from __future__ import annotations
 
@@ -18,16 +11,22 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
+from unittest import mock
 
 import boto3
 
 from bench.cost_model import (
+    BUCKET_SALE,
     SALE,
     SOLD_OUT,
     ObservedExecution,
     api_function,
+    load_prices,
+    load_state_machine,
     log_records_from_history,
+    walk,
 )
 from offline import cfn_template, moto_server
 
@@ -42,6 +41,13 @@ OFFLINE_ENVIRONMENT = {
     # Offline endpoints have no sync-<host> to prefix StartSyncExecution with.
     "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
 }
+# The bucketed show: buckets numbered 0-9 keep every drawn key as long as any other, and each
+# holds far more than a buyer asks for, so that the first bucket drawn has enough.
+BUCKETS = 4
+BUCKETED_TICKETS = 1000
+# A draw the sale does not walk (PickBucket may draw one past the last bucket offline, which
+# WrapBucketIndex turns into the first) is bought again, at most this many times.
+ATTEMPTS = 10
 # An Express execution's ARN on AWS: express:<CloudFormation-named machine>:<name>:<uuid>.
 _CFN_NAME_SUFFIX = "-0123456789AB"
 _EXECUTION_UUID = "00000000-0000-4000-8000-000000000000"
@@ -51,7 +57,6 @@ _EXECUTION_UUID = "00000000-0000-4000-8000-000000000000"
 class OfflineRun:
     """One purchase on the offline stack and what it left behind."""
 
-    outcome: str
     status_code: int
     message: str
     history_events: int
@@ -60,30 +65,52 @@ class OfflineRun:
 
 
 def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
-    """A sold-out rejection, then a sale, by the same buyer for the same show."""
+    """A sold-out rejection, a sale, then a sale from a bucket: one buyer, one show, each
+    execution checked to have entered the states the cost model walks for it."""
+    flyer_code = str(cfn_template.ROOT / "functions" / "flyer")  # what tools.show imports
+    if flyer_code not in sys.path:
+        sys.path.insert(0, flyer_code)
+    from show_catalog import ShowSpec
     from tests.events import FakeLambdaContext, load_event
+    from tools import show
 
     event = load_event(SAMPLE_EVENT)
-    quantity = int(json.loads(event["body"]).get("quantity", 1))
-    show_id = str(json.loads(event["body"])["showId"])
+    body = json.loads(event["body"])
+    quantity, show_id = int(body.get("quantity", 1)), str(body["showId"])
+    machine, prices = load_state_machine(template), load_prices()
     runs = {}
     with offline_purchase_stack(template) as (dynamodb, stepfunctions, machine_arn):
         for outcome, tickets, expected_status in (
             (SOLD_OUT, quantity - 1, 400),
             (SALE, 100, 200),
+            (BUCKET_SALE, None, 200),
         ):
-            dynamodb.put_item(
-                TableName="ShowTickets",
-                Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
-            )
-            known = _execution_arns(stepfunctions, machine_arn)
-            answer, output_bytes = _invoke_purchase(event, FakeLambdaContext())
-            if answer["statusCode"] != expected_status:
-                raise RuntimeError(f"{outcome.name}: expected {expected_status}, got {answer}")
-            (execution_arn,) = _execution_arns(stepfunctions, machine_arn) - known
-            events = stepfunctions.get_execution_history(executionArn=execution_arn)["events"]
+            if tickets is None:
+                spec = ShowSpec(show_id, Decimal(50), BUCKETED_TICKETS)
+                show.set_stock(dynamodb, show.LOCAL_TABLES, spec, BUCKETS)
+            else:
+                dynamodb.put_item(
+                    TableName="ShowTickets",
+                    Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
+                )
+            walked = [visit.name for visit in walk(machine, outcome, prices).visits]
+            for _ in range(ATTEMPTS):
+                known = _execution_arns(stepfunctions, machine_arn)
+                answer, output_bytes = _invoke_purchase(event, FakeLambdaContext())
+                if answer["statusCode"] != expected_status:
+                    raise RuntimeError(f"{outcome.name}: expected {expected_status}, got {answer}")
+                (execution_arn,) = _execution_arns(stepfunctions, machine_arn) - known
+                events = stepfunctions.get_execution_history(executionArn=execution_arn)["events"]
+                entered = [
+                    e["stateEnteredEventDetails"]["name"]
+                    for e in events
+                    if "stateEnteredEventDetails" in e
+                ]
+                if entered == walked:
+                    break
+            else:
+                raise RuntimeError(f"{outcome.name}: entered {entered}, the model walks {walked}")
             runs[outcome.name] = OfflineRun(
-                outcome=outcome.name,
                 status_code=answer["statusCode"],
                 message=json.loads(answer["body"])["message"],
                 history_events=len(events),
@@ -110,11 +137,11 @@ def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, A
     saved_level = moto_logger.level
     # moto logs every Fail state it runs as an error: expected here.
     moto_logger.setLevel(logging.CRITICAL)
-    environment = {**function.environment, **OFFLINE_ENVIRONMENT}
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
     try:
-        with moto_server.in_process(dict(template)) as arn:
+        with (
+            mock.patch.dict(os.environ, {**function.environment, **OFFLINE_ENVIRONMENT}),
+            moto_server.in_process(dict(template)) as arn,
+        ):
             os.environ["STATE_MACHINE_ARN"] = arn
             # Settings and client are cached per execution environment: start afresh.
             purchase_workflow.settings.cache_clear()
@@ -124,26 +151,11 @@ def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, A
         purchase_workflow.settings.cache_clear()
         purchase_workflow.sfn_client.cache_clear()
         moto_logger.setLevel(saved_level)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _invoke_purchase(event: dict[str, Any], context: Any) -> tuple[dict[str, Any], int]:
-    """The handler's answer and how many bytes it printed (EMF metrics and log lines)."""
-    import purchase_handler
-
-    with _captured_output() as buffer:
-        answer: dict[str, Any] = purchase_handler.lambda_handler(event, context)
-    return answer, len(buffer.getvalue().encode())
-
-
-@contextlib.contextmanager
-def _captured_output() -> Iterator[io.StringIO]:
-    """EMF metrics go to stdout and Powertools' logger to the stream it bound at import: both
-    into one buffer while the handler runs."""
+    """The handler's answer and how many bytes it printed (EMF metrics and log lines): EMF goes
+    to stdout and Powertools' logger to the stream it bound at import, both into one buffer."""
     import purchase_handler
 
     buffer = io.StringIO()
@@ -152,10 +164,11 @@ def _captured_output() -> Iterator[io.StringIO]:
     previous = stream_handler.setStream(buffer) if stream_handler else None
     try:
         with contextlib.redirect_stdout(buffer):
-            yield buffer
+            answer: dict[str, Any] = purchase_handler.lambda_handler(event, context)
     finally:
         if stream_handler is not None and previous is not None:
             stream_handler.setStream(previous)
+    return answer, len(buffer.getvalue().encode())
 
 
 def _execution_arns(stepfunctions: Any, machine_arn: str) -> set[str]:

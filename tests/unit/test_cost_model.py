@@ -11,6 +11,7 @@ import pytest
 
 from bench import cost_model
 from bench.cost_model import (
+    BUCKET_SALE,
     NAIVE_MIN_RATIO,
     SALE,
     SOLD_OUT,
@@ -43,6 +44,12 @@ CEILING_PER_MILLION_SALES_WITH_TEMPLATE_LOGGING = 11.68
 # $6.70 (docs/cost.md says why the claim's COMPLETED stays in the transaction). Lower this when
 # the design gets cheaper.
 CEILING_PER_MILLION_SALES_WITHOUT_EXECUTION_LOGS = 7.52
+# A sale from a bucketed show whose first drawn bucket has enough, priced the same two ways:
+# $13.773 and $7.784 when this was set, rounded up to the cent. It pays the bucket's read, the
+# extra task's duration and the extra states' log events on top of a one-item sale; a tripwire
+# like the two above.
+CEILING_PER_MILLION_BUCKET_SALES_WITH_TEMPLATE_LOGGING = 13.78
+CEILING_PER_MILLION_BUCKET_SALES_WITHOUT_EXECUTION_LOGS = 7.79
 # The whole bill of a month with a million sales on the default catalog: $16.80 when this was
 # set, most of it the sales themselves and X-Ray ($4.50: below one request a second every
 # purchase is traced). A tripwire, like the two above.
@@ -54,7 +61,7 @@ DEFAULT_CATALOG, OTHER_CATALOG = cost_model.catalog_choices(TEMPLATE)
 
 @pytest.fixture(scope="module")
 def observed() -> dict[str, ObservedExecution]:
-    """One sold-out rejection and one sale through the offline stack: their execution logs."""
+    """A sold-out rejection, a sale and a sale from a bucket through the offline stack."""
     return {name: run.observed for name, run in run_offline_purchases(TEMPLATE).items()}
 
 
@@ -91,6 +98,21 @@ def test_cost_model_sale_path_bills_seven_write_units_and_one_read_unit() -> Non
         "SellTickets",
     ]
     assert (path.write_units, path.read_units) == (7, 1)
+
+
+def test_cost_model_bucket_sale_path_adds_the_bucket_read_to_the_same_writes() -> None:
+    # GIVEN the ASL WHEN a sale from a bucketed show's first drawn bucket walks it
+    path = cost_model.walk(MACHINE, BUCKET_SALE, PRICES)
+
+    # THEN the one-item sale's tasks plus a consistent read of the bucket, the same transaction
+    assert [visit.name for visit in path.visits if visit.type == "Task"] == [
+        "ClaimExecution",
+        "CheckStock",
+        "CheckBucket",
+        "SellTickets",
+    ]
+    assert (path.write_units, path.read_units) == (7, 2)
+    assert path.visits[-1].name == "PurchaseCompleted"
 
 
 def test_cost_model_sold_out_path_bills_two_write_units_and_one_read_unit() -> None:
@@ -168,6 +190,30 @@ def test_cost_model_sale_with_template_logging_stays_under_ceiling(
 
     # THEN the total stays under the documented ceiling
     assert cost.total <= CEILING_PER_MILLION_SALES_WITH_TEMPLATE_LOGGING
+
+
+@pytest.mark.parametrize(
+    ("logging", "ceiling"),
+    [
+        (DESIGN.logging, CEILING_PER_MILLION_BUCKET_SALES_WITH_TEMPLATE_LOGGING),
+        (NO_EXECUTION_LOGS, CEILING_PER_MILLION_BUCKET_SALES_WITHOUT_EXECUTION_LOGS),
+    ],
+)
+def test_cost_model_bucket_sale_stays_under_ceiling_and_costs_more_than_a_one_item_sale(
+    observed: dict[str, ObservedExecution], logging: Logging, ceiling: float
+) -> None:
+    # GIVEN the template's design, as deployed or with execution logs off
+    design = DESIGN.with_logging(logging)
+
+    # WHEN a million sales from a bucket and a million one-item sales are priced
+    bucket = cost_model.cost_per_million(
+        design, MACHINE, BUCKET_SALE, observed[BUCKET_SALE.name], PRICES
+    )
+    one_item = cost_model.cost_per_million(design, MACHINE, SALE, observed[SALE.name], PRICES)
+
+    # THEN the bucketed sale stays under its ceiling, and pays more than the one-item sale
+    assert bucket.total <= ceiling
+    assert bucket.total > one_item.total
 
 
 def test_cost_model_idle_rds_catalog_is_the_instance_and_its_storage() -> None:
