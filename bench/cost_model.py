@@ -124,42 +124,17 @@ def load_prices() -> PriceTable:
     return PriceTable(document["region"], document["notes"], prices, rules)
 
 
-@dataclass(frozen=True)
-class Assumptions:
-    """What the price table and the ASL cannot say; bench/assumptions.json gives each one's
-    unit and reason (`ASSUMPTION_NOTES`), printed in BENCHMARKS.md."""
-
-    item_size_kb: float
-    cancelled_transaction_units_per_item: float
-    dynamodb_task_ms: float
-    workflow_overhead_ms: float
-    execution_data_kb: float
-    handler_ms: float
-    sync_call_overhead_ms: float
-    lambda_step_ms: float
-    standard_transition_ms: float
-    poll_wait_ms: float
-    idempotency_write_units: float
-    purchase_init_ms: float
-    busy_cold_start_fraction: float
-    aurora_storage_gb: float
-    aurora_awake_acu: float
-    aurora_resume_seconds: float
-    flyer_uploads_per_burst: int
-    flyer_bursts_per_month: int
-    flyer_invocation_ms: float
-    flyer_init_ms: float
-    aurora_io_per_upload: float
-    lambda_platform_log_bytes: int = len(LAMBDA_PLATFORM_LOG_LINES.encode())
-
-
-_ENTRIES = json.loads(Path(__file__).with_name("assumptions.json").read_text(encoding="utf-8"))
-ASSUMPTIONS = Assumptions(
-    **{name: entry["value"] for name, entry in _ENTRIES["assumptions"].items() if "value" in entry}
-)
-# Each assumption's unit and reason, by name in the file's order.
+_ASSUMPTIONS_FILE = json.loads(
+    Path(__file__).with_name("assumptions.json").read_text(encoding="utf-8")
+)["assumptions"]
+# What the price table and the ASL cannot say, by name; bench/assumptions.json gives each one's
+# unit and reason (ASSUMPTION_NOTES, in the file's order), printed in BENCHMARKS.md.
+ASSUMPTIONS: dict[str, float] = {
+    **{name: entry["value"] for name, entry in _ASSUMPTIONS_FILE.items() if "value" in entry},
+    "lambda_platform_log_bytes": len(LAMBDA_PLATFORM_LOG_LINES.encode()),
+}
 ASSUMPTION_NOTES = {
-    name: (entry["unit"], entry["why"]) for name, entry in _ENTRIES["assumptions"].items()
+    name: (entry["unit"], entry["why"]) for name, entry in _ASSUMPTIONS_FILE.items()
 }
 
 
@@ -454,7 +429,7 @@ def _request_units(
     resource = state["Resource"]
     api = resource.rsplit(":", 1)[-1]
     parameters = state.get("Parameters", {})
-    item_kb = ASSUMPTIONS.item_size_kb
+    item_kb = ASSUMPTIONS["item_size_kb"]
     units_per_write = math.ceil(item_kb / prices.rule("dynamodb_write_unit_kb"))
     direct = resource.startswith("arn:aws:states:::dynamodb:")
     if direct and api in ("putItem", "updateItem", "deleteItem"):
@@ -465,7 +440,7 @@ def _request_units(
         return 0.0, float(strong if parameters.get("ConsistentRead") else strong / 2)
     if resource == "arn:aws:states:::aws-sdk:dynamodb:transactWriteItems":
         per_item = (
-            ASSUMPTIONS.cancelled_transaction_units_per_item
+            ASSUMPTIONS["cancelled_transaction_units_per_item"]
             if error
             else prices.rule("dynamodb_transactional_write_units_per_item")
         )
@@ -588,9 +563,9 @@ def cost_per_million(
     def add(label: str, quantity: str, usd: float, kind: str = "") -> None:
         items.append(LineItem(label, quantity, usd, kind))
 
-    def add_log(label: str, log_bytes: int, kind: str = "") -> None:
+    def add_log(label: str, log_bytes: float, kind: str = "") -> None:
         usd = log_bytes / GB * prices.price("cloudwatch_logs_ingestion_per_gb") * MILLION
-        add(label, f"{log_bytes:,} bytes", usd, kind)
+        add(label, f"{log_bytes:,.0f} bytes", usd, kind)
 
     add(
         f"API Gateway {design.api} API",
@@ -599,13 +574,14 @@ def cost_per_million(
     )
     if design.lambda_per_step:  # a Lambda per task, and the latency Standard adds per state
         execution_ms = (
-            path.task_count * a.lambda_step_ms + path.states_entered * a.standard_transition_ms
+            path.task_count * a["lambda_step_ms"]
+            + path.states_entered * a["standard_transition_ms"]
         )
     else:
-        execution_ms = path.task_count * a.dynamodb_task_ms + a.workflow_overhead_ms
-    waiting_ms = a.poll_wait_ms if design.workflow == "STANDARD" else a.sync_call_overhead_ms
+        execution_ms = path.task_count * a["dynamodb_task_ms"] + a["workflow_overhead_ms"]
+    waiting_ms = a["poll_wait_ms"] if design.workflow == "STANDARD" else a["sync_call_overhead_ms"]
     lambda_ms = _round_up(
-        a.handler_ms + waiting_ms + execution_ms, prices.rule("lambda_duration_rounding_ms")
+        a["handler_ms"] + waiting_ms + execution_ms, prices.rule("lambda_duration_rounding_ms")
     )
     add("Lambda requests", "1 invocation", prices.price("lambda_per_million_requests"))
     add(
@@ -619,7 +595,7 @@ def cost_per_million(
         used_mb = (
             prices.rule("sfn_express_base_memory_mb")
             + machine.definition_bytes / MB
-            + a.execution_data_kb / 1024
+            + a["execution_data_kb"] / 1024
         )
         memory_mb = _round_up(used_mb, prices.rule("sfn_express_memory_chunk_mb"))
         add("Express requests", "1 execution", prices.price("sfn_express_per_million_requests"))
@@ -644,10 +620,10 @@ def cost_per_million(
         )
         add(
             "Step Lambdas: duration",
-            f"{path.task_count} x {a.lambda_step_ms:.0f} ms x "
+            f"{path.task_count} x {a['lambda_step_ms']:.0f} ms x "
             f"{design.step_memory_mb} MB {design.architecture}",
             path.task_count
-            * _gb_seconds(design.step_memory_mb, a.lambda_step_ms)
+            * _gb_seconds(design.step_memory_mb, a["lambda_step_ms"])
             * per_gb_second
             * MILLION,
         )
@@ -666,7 +642,7 @@ def cost_per_million(
         execution_log_bytes(observed.log_records, design.logging),
         EXECUTION_LOGS,
     )
-    platform_bytes = a.lambda_platform_log_bytes if design.lambda_system_logs else 0
+    platform_bytes = a["lambda_platform_log_bytes"] if design.lambda_system_logs else 0
     add_log(
         "Function logs (Lambda lines, EMF metrics, log lines)"
         if design.lambda_system_logs
@@ -677,13 +653,13 @@ def cost_per_million(
         add_log(f"{design.api} API access logs", design.access_log_line_bytes)
     if prices.rule("lambda_init_billed"):
         # Below one request a second every invocation starts an execution environment.
-        cold = 1.0 if design.request_rate_per_second <= 1.0 else a.busy_cold_start_fraction
+        cold = 1.0 if design.request_rate_per_second <= 1.0 else a["busy_cold_start_fraction"]
         add(
             "Lambda INIT (cold starts)",
-            f"{cold:.0%} of invocations x {a.purchase_init_ms:.0f} ms",
+            f"{cold:.0%} of invocations x {a['purchase_init_ms']:.0f} ms",
             invocations
             * cold
-            * _gb_seconds(design.memory_mb, a.purchase_init_ms)
+            * _gb_seconds(design.memory_mb, a["purchase_init_ms"])
             * per_gb_second
             * MILLION,
         )
@@ -803,14 +779,14 @@ def _aurora_idle_cost(
         pause = scaling.get("SecondsUntilAutoPause", 300)
         compute = MonthlyItem(label, f"0 ACU: pauses {pause} s after its last connection", 0.0)
     else:
-        acu = max(float(scaling.get("MinCapacity", 0.5)), ASSUMPTIONS.aurora_awake_acu)
+        acu = max(float(scaling.get("MinCapacity", 0.5)), ASSUMPTIONS["aurora_awake_acu"])
         compute = MonthlyItem(
             label,
             f"never pauses ({', '.join(blockers)}): {acu:g} ACU x {HOURS_PER_MONTH} h x "
             f"${per_acu_hour:.2f}",
             acu * HOURS_PER_MONTH * per_acu_hour,
         )
-    storage_gb = ASSUMPTIONS.aurora_storage_gb
+    storage_gb = ASSUMPTIONS["aurora_storage_gb"]
     storage = MonthlyItem(
         f"{logical_id}: storage",
         f"{storage_gb:g} GB Aurora Standard x ${per_gb_month:.2f}/GB-month",
@@ -852,22 +828,22 @@ def flyer_burst_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[M
     """One burst of flyer uploads: the catalog waking for it, its I/O and the function."""
     a = ASSUMPTIONS
     items: list[MonthlyItem] = []
-    uploads = a.flyer_uploads_per_burst
+    uploads = a["flyer_uploads_per_burst"]
     resume_wait_s = 0.0
     for logical_id, resource in deployed["Resources"].items():
         if resource["Type"] != "AWS::RDS::DBCluster" or pause_blockers(deployed, logical_id):
             continue  # an instance that never pauses bills nothing more for a burst
         scaling = resource["Properties"]["ServerlessV2ScalingConfiguration"]
         pause = scaling.get("SecondsUntilAutoPause", 300)
-        resume_wait_s = a.aurora_resume_seconds
-        awake_s = resume_wait_s + uploads * a.flyer_invocation_ms / 1000 + pause
-        ios = uploads * a.aurora_io_per_upload
+        resume_wait_s = a["aurora_resume_seconds"]
+        awake_s = resume_wait_s + uploads * a["flyer_invocation_ms"] / 1000 + pause
+        ios = uploads * a["aurora_io_per_upload"]
         items += [
             MonthlyItem(
                 f"{logical_id}: awake for the burst",
-                f"{a.aurora_awake_acu:g} ACU x {awake_s:.0f} s (resume, "
+                f"{a['aurora_awake_acu']:g} ACU x {awake_s:.0f} s (resume, "
                 f"{uploads} uploads, {pause} s until it pauses again)",
-                a.aurora_awake_acu
+                a["aurora_awake_acu"]
                 * awake_s
                 / 3600
                 * prices.price("aurora_serverless_v2_per_acu_hour"),
@@ -884,8 +860,8 @@ def flyer_burst_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[M
     }
     billed_ms = (
         resume_wait_s * 1000
-        + uploads * a.flyer_invocation_ms
-        + prices.rule("lambda_init_billed") * a.flyer_init_ms
+        + uploads * a["flyer_invocation_ms"]
+        + prices.rule("lambda_init_billed") * a["flyer_init_ms"]
     )
     items.append(
         MonthlyItem(
@@ -949,6 +925,6 @@ def monthly_bill(
             )
         )
     burst = monthly_total(flyer_burst_cost(deployed, prices))
-    bursts = ASSUMPTIONS.flyer_bursts_per_month
+    bursts = ASSUMPTIONS["flyer_bursts_per_month"]
     items.append(MonthlyItem("flyer bursts", f"{bursts} x ${burst:.4f}", bursts * burst))
     return MonthlyBill(catalog, sales, tuple(items))

@@ -29,6 +29,7 @@ LOGGING_OPTIONS = (
 NO_EXECUTION_LOGS = Logging("OFF", False)
 MONTHLY_SALES = (10_000, 1_000_000)
 UNPRICED = "**not in the price table**"
+BURST = f"One burst of {ASSUMPTIONS['flyer_uploads_per_burst']:g} flyer uploads"
 TITLES = {
     SALE.name: "successful sales",
     BUCKET_SALE.name: "sales from a bucket",
@@ -135,7 +136,7 @@ def measure(context: BenchContext) -> Section:
             f"Monthly bill at 1,000,000 sales, catalog {default} / {others}", per_catalog(1_000_000)
         ),
         Headline(
-            f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads, catalog {default}",
+            f"{BURST}, catalog {default}",
             _usd_fine(cm.monthly_total(cm.flyer_burst_cost(deployed[default], prices))),
         ),
     ]
@@ -295,7 +296,7 @@ def _breakdown(
     if outcome == BUCKET_SALE:
         notes += _beside_one_item_sale(ours, options[0])
     if function_tables:
-        units = ASSUMPTIONS.idempotency_write_units
+        units = ASSUMPTIONS["idempotency_write_units"]
         extra = units * prices.price("dynamodb_per_million_write_request_units")
         notes.append(
             "Not in the totals: a request carrying an `Idempotency-Key` header also writes "
@@ -330,7 +331,7 @@ def _beside_one_item_sale(ours: Costs, template_logging: Logging) -> list[str]:
         "reads it before the same SellTickets transaction decrements it instead of the show's "
         f"item: {bucket.path.states_entered} states instead of {one.path.states_entered}, one "
         "task more, the same write units. What that adds is the bucket's consistent read, the "
-        f"extra task's {ASSUMPTIONS.dynamodb_task_ms:g} ms, which the function waits for and "
+        f"extra task's {ASSUMPTIONS['dynamodb_task_ms']:g} ms, which the function waits for and "
         "Express bills in 100 ms steps, and the log events of the extra states (Pass and "
         "Choice states bill nothing else): with execution logs OFF, only the read and the "
         "duration. A buyer whose drawn bucket is short walks on: one more read per bucket, "
@@ -414,7 +415,7 @@ def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: cm.PriceTable) -> 
     ]
     rows = _item_rows(bursts, totals=False, money=_usd_fine)
     return _section(
-        f"One burst of {ASSUMPTIONS.flyer_uploads_per_burst} flyer uploads",
+        BURST,
         table(["CatalogDatabase", "line item", "how", "USD"], rows),
         "A paused catalog resumes for the first upload and pauses again once no connection "
         "has been open for its auto-pause delay: the burst pays that delay too. `make show` "
@@ -432,14 +433,14 @@ def _monthly(bills: Mapping[tuple[str, int], cm.MonthlyBill]) -> str:
         "4.4 minutes, a million 0.38 a second): below one request a second every "
         "invocation is counted as a cold start, whose INIT Lambda bills since 1 August "
         "2025, and X-Ray traces every request (its first 100,000 traces a month are "
-        f"free). {ASSUMPTIONS.flyer_bursts_per_month} flyer bursts a month. No other free "
+        f"free). {ASSUMPTIONS['flyer_bursts_per_month']} flyer bursts a month. No other free "
         "tier is applied: an account may spend them elsewhere.",
     )
 
 
 def _assumptions() -> str:
     rows = [
-        [f"`{name}`", f"{getattr(ASSUMPTIONS, name):g} {unit}", why]
+        [f"`{name}`", f"{ASSUMPTIONS[name]:g} {unit}", why]
         for name, (unit, why) in cm.ASSUMPTION_NOTES.items()
     ]
     return _section(
