@@ -6,18 +6,17 @@ import argparse
 import datetime
 import sys
 import time
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 from bench import cold_start, cost_report, flash_sale, package_size
-from bench.measurement import BenchContext, Measurement, Section, machine, scrub, table
+from bench.measurement import BenchContext, Section, machine, scrub, table
 from offline.cfn_template import ROOT, load_template
 
 DEFAULT_RUNS = 15
 
-# The measurements, in the order they run and appear in BENCHMARKS.md. To add one, append a
-# callable that takes the BenchContext and returns a Section; its headlines join the summary.
-MEASUREMENTS: list[Measurement] = [
+# The measurements, in the order they run and appear in BENCHMARKS.md; each one's headlines join
+# the summary.
+MEASUREMENTS: list[Callable[[BenchContext], Section]] = [
     cold_start.measure,
     package_size.measure,
     cost_report.measure,
@@ -33,14 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_RUNS,
         help=f"rounds of each timed measurement (default {DEFAULT_RUNS})",
     )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        default=ROOT / "BENCHMARKS.md",
-        help="where to write the report (default BENCHMARKS.md)",
-    )
-    args = parser.parse_args(argv)
-    context = BenchContext(root=ROOT, template=load_template(), runs=args.runs)
+    runs = parser.parse_args(argv).runs
+    context = BenchContext(root=ROOT, template=load_template(), runs=runs)
     sections: list[Section] = []
     for measurement in MEASUREMENTS:
         name = measurement.__module__.rsplit(".", 1)[-1]
@@ -48,9 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: {name}...", file=sys.stderr, flush=True)
         sections.append(measurement(context))
         print(f"bench: {name} done in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    command = "make bench" if args.runs == DEFAULT_RUNS else f"python -m bench --runs {args.runs}"
-    report = scrub(render(sections, command, args.runs), ROOT)
-    args.output.write_text(report, encoding="utf-8")
+    command = "make bench" if runs == DEFAULT_RUNS else f"python -m bench --runs {runs}"
+    (ROOT / "BENCHMARKS.md").write_text(scrub(render(sections, command, runs), ROOT), "utf-8")
     print(summary(sections))
     return 0
 

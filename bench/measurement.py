@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,9 +37,6 @@ class Section:
     title: str
     body: str
     headlines: tuple[Headline, ...] = field(default_factory=tuple)
-
-
-Measurement = Callable[[BenchContext], Section]
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
