@@ -6,37 +6,27 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench import cost_model as cm
-from bench.cost_model import (
-    ASSUMPTIONS,
-    BUCKET_SALE,
-    OUTCOMES,
-    SALE,
-    SOLD_OUT,
-    CostBreakdown,
-    Design,
-    Logging,
-)
 from bench.execution_logs import BUCKETS, OfflineRun, run_offline_purchases
 from bench.measurement import BenchContext, Headline, Section, table, usd, verdict
 
 # The logging configurations the model is evaluated under, besides the template's own.
 LOGGING_OPTIONS = (
-    Logging("ALL", True),
-    Logging("ALL", False),
-    Logging("ERROR", True),
-    Logging("OFF", False),
+    cm.Logging("ALL", True),
+    cm.Logging("ALL", False),
+    cm.Logging("ERROR", True),
+    cm.Logging("OFF", False),
 )
-NO_EXECUTION_LOGS = Logging("OFF", False)
+NO_EXECUTION_LOGS = cm.Logging("OFF", False)
 MONTHLY_SALES = (10_000, 1_000_000)
 UNPRICED = "**not in the price table**"
-BURST = f"One burst of {ASSUMPTIONS['flyer_uploads_per_burst']:g} flyer uploads"
+BURST = f"One burst of {cm.ASSUMPTIONS['flyer_uploads_per_burst']:g} flyer uploads"
 TITLES = {
-    SALE.name: "successful sales",
-    BUCKET_SALE.name: "sales from a bucket",
-    SOLD_OUT.name: "sold-out rejections",
+    cm.SALE.name: "successful sales",
+    cm.BUCKET_SALE.name: "sales from a bucket",
+    cm.SOLD_OUT.name: "sold-out rejections",
 }
 # Priced per (outcome name, logging).
-Costs = Mapping[tuple[str, Logging], CostBreakdown]
+Costs = Mapping[tuple[str, cm.Logging], cm.CostBreakdown]
 
 
 def measure(context: BenchContext) -> Section:
@@ -48,12 +38,12 @@ def measure(context: BenchContext) -> Section:
     runs = run_offline_purchases(template)
     options = [design.logging, *(o for o in LOGGING_OPTIONS if o != design.logging)]
 
-    def costs(of: Design) -> Costs:
+    def costs(of: cm.Design) -> Costs:
         return {
             (o.name, log): cm.cost_per_million(
                 of.with_logging(log), machine, o, runs[o.name].observed, prices
             )
-            for o in OUTCOMES
+            for o in cm.OUTCOMES
             for log in options
         }
 
@@ -63,7 +53,7 @@ def measure(context: BenchContext) -> Section:
     deployed = {c: cm.deployed_with_catalog(template, c) for c in catalogs}
     idle = {c: cm.idle_monthly_cost(deployed[c], prices) for c in catalogs}
     bills = {
-        (c, n): cm.monthly_bill(template, c, n, machine, runs[SALE.name].observed, prices)
+        (c, n): cm.monthly_bill(template, c, n, machine, runs[cm.SALE.name].observed, prices)
         for c in catalogs
         for n in MONTHLY_SALES
     }
@@ -81,7 +71,7 @@ def measure(context: BenchContext) -> Section:
     headlines = [
         at_most(
             f"Cost per million sales{title}",
-            ours[(SALE.name, logging)].total,
+            ours[(cm.SALE.name, logging)].total,
             cm.TARGET_PER_MILLION_SALES,
         )
         for title, logging in (
@@ -92,21 +82,22 @@ def measure(context: BenchContext) -> Section:
     headlines += [
         Headline(
             "Cost per million sales from a bucket, template logging / logs OFF",
-            both(ours, BUCKET_SALE.name),
+            both(ours, cm.BUCKET_SALE.name),
         ),
         Headline(
             "Cost per million sold-out rejections, template logging / logs OFF",
-            both(ours, SOLD_OUT.name),
+            both(ours, cm.SOLD_OUT.name),
         ),
         Headline(
-            "Naive design per million sales, template logging / logs OFF", both(theirs, SALE.name)
+            "Naive design per million sales, template logging / logs OFF",
+            both(theirs, cm.SALE.name),
         ),
     ]
     for title, logging in (
         (f"both logging {template_logging}", design.logging),
         ("both with execution logs OFF", NO_EXECUTION_LOGS),
     ):
-        ratio = theirs[(SALE.name, logging)].total / ours[(SALE.name, logging)].total
+        ratio = theirs[(cm.SALE.name, logging)].total / ours[(cm.SALE.name, logging)].total
         met = verdict(ratio >= cm.NAIVE_MIN_RATIO)
         headlines.append(
             Headline(
@@ -146,7 +137,7 @@ def measure(context: BenchContext) -> Section:
         _design_table(design, naive),
         _paths(machine, prices),
         _log_volume(runs, options),
-        *(_breakdown(o, ours, options, function_tables, prices) for o in OUTCOMES),
+        *(_breakdown(o, ours, options, function_tables, prices) for o in cm.OUTCOMES),
         _naive(design, ours, theirs, options),
         _idle(deployed[default], idle),
         _burst(deployed, prices),
@@ -162,7 +153,7 @@ def _section(title: str, *parts: str) -> str:
     return "\n\n".join([f"### {title}", *parts])
 
 
-def _introduction(design: Design, prices: cm.PriceTable) -> str:
+def _introduction(design: cm.Design, prices: cm.PriceTable) -> str:
     return (
         "Variable cost per million purchases from `bench/cost_model.py`: the design is read "
         "from `template.yaml`, the DynamoDB request units from walking the ASL's states, the "
@@ -175,8 +166,8 @@ def _introduction(design: Design, prices: cm.PriceTable) -> str:
     )
 
 
-def _design_table(design: Design, naive: Design) -> str:
-    def describe(of: Design) -> list[str]:
+def _design_table(design: cm.Design, naive: cm.Design) -> str:
+    def describe(of: cm.Design) -> list[str]:
         steps = (
             f"one {of.architecture} Lambda per task ({of.step_memory_mb} MB)"
             if of.lambda_per_step
@@ -206,7 +197,7 @@ def _units(write_units: float, read_units: float) -> str:
 
 def _paths(machine: cm.StateMachine, prices: cm.PriceTable) -> str:
     rows = []
-    for outcome in OUTCOMES:
+    for outcome in cm.OUTCOMES:
         path = cm.walk(machine, outcome, prices)
         states = " → ".join(
             f"{visit.name} ({_units(visit.write_units, visit.read_units)})"
@@ -227,7 +218,7 @@ def _paths(machine: cm.StateMachine, prices: cm.PriceTable) -> str:
     )
 
 
-def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[Logging]) -> str:
+def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[cm.Logging]) -> str:
     rows = [
         [
             f"{outcome.name} ({run.status_code} {run.message})",
@@ -236,7 +227,7 @@ def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[Logging]) -> s
             *(f"{cm.execution_log_bytes(run.observed.log_records, o):,}" for o in options),
             f"{run.observed.function_output_bytes:,}",
         ]
-        for outcome in OUTCOMES
+        for outcome in cm.OUTCOMES
         for run in [runs[outcome.name]]
     ]
     headers = ["outcome", "history events", "history JSON bytes"]
@@ -262,7 +253,7 @@ def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[Logging]) -> s
 def _breakdown(
     outcome: cm.Outcome,
     ours: Costs,
-    options: Sequence[Logging],
+    options: Sequence[cm.Logging],
     function_tables: Sequence[str],
     prices: cm.PriceTable,
 ) -> str:
@@ -281,7 +272,7 @@ def _breakdown(
     title = TITLES[outcome.name]
     headers = ["line item", "per purchase", *(f"logs {o.label}" for o in options)]
     notes = [table(headers, rows)]
-    if outcome == SALE:
+    if outcome == cm.SALE:
         # HTTP API, Lambda and Express requests and the DynamoDB units: the design's floor.
         per_request = ("API Gateway", "Lambda requests", "Express requests", "DynamoDB")
         floor = sum(item.usd for item in first.items if item.label.startswith(per_request))
@@ -293,10 +284,10 @@ def _breakdown(
             "Lambda and Express requests and the DynamoDB units alone come to "
             f"{usd(floor)}, before any duration, log line or trace."
         )
-    if outcome == BUCKET_SALE:
+    if outcome == cm.BUCKET_SALE:
         notes += _beside_one_item_sale(ours, options[0])
     if function_tables:
-        units = ASSUMPTIONS["idempotency_write_units"]
+        units = cm.ASSUMPTIONS["idempotency_write_units"]
         extra = units * prices.price("dynamodb_per_million_write_request_units")
         notes.append(
             "Not in the totals: a request carrying an `Idempotency-Key` header also writes "
@@ -306,9 +297,9 @@ def _breakdown(
     return _section(f"Cost per million {title}", *notes)
 
 
-def _beside_one_item_sale(ours: Costs, template_logging: Logging) -> list[str]:
+def _beside_one_item_sale(ours: Costs, template_logging: cm.Logging) -> list[str]:
     """What a sale from a bucket adds to a one-item show's sale, line by line."""
-    one, bucket = (ours[(o.name, template_logging)] for o in (SALE, BUCKET_SALE))
+    one, bucket = (ours[(o.name, template_logging)] for o in (cm.SALE, cm.BUCKET_SALE))
     rows = [
         [mine.label, mine.quantity, theirs.quantity, f"+{usd(theirs.usd - mine.usd)}"]
         for mine, theirs in zip(one.items, bucket.items, strict=True)
@@ -316,7 +307,7 @@ def _beside_one_item_sale(ours: Costs, template_logging: Logging) -> list[str]:
     ]
     totals = {}
     for logging in (template_logging, NO_EXECUTION_LOGS):
-        one_total, bucket_total = (ours[(o.name, logging)].total for o in (SALE, BUCKET_SALE))
+        one_total, bucket_total = (ours[(o.name, logging)].total for o in (cm.SALE, cm.BUCKET_SALE))
         totals[logging] = usd(one_total)
         delta = f"**+{usd(bucket_total - one_total)}**"
         rows.append([f"**total, logs {logging.label}**", usd(one_total), usd(bucket_total), delta])
@@ -331,7 +322,7 @@ def _beside_one_item_sale(ours: Costs, template_logging: Logging) -> list[str]:
         "reads it before the same SellTickets transaction decrements it instead of the show's "
         f"item: {bucket.path.states_entered} states instead of {one.path.states_entered}, one "
         "task more, the same write units. What that adds is the bucket's consistent read, the "
-        f"extra task's {ASSUMPTIONS['dynamodb_task_ms']:g} ms, which the function waits for and "
+        f"extra task's {cm.ASSUMPTIONS['dynamodb_task_ms']:g} ms, which the function waits for and "
         "Express bills in 100 ms steps, and the log events of the extra states (Pass and "
         "Choice states bill nothing else): with execution logs OFF, only the read and the "
         "duration. A buyer whose drawn bucket is short walks on: one more read per bucket, "
@@ -340,13 +331,13 @@ def _beside_one_item_sale(ours: Costs, template_logging: Logging) -> list[str]:
     ]
 
 
-def _naive(design: Design, ours: Costs, theirs: Costs, options: Sequence[Logging]) -> str:
-    sale = theirs[(SALE.name, design.logging)]
+def _naive(design: cm.Design, ours: Costs, theirs: Costs, options: Sequence[cm.Logging]) -> str:
+    sale = theirs[(cm.SALE.name, design.logging)]
     item_rows = [[item.label, item.quantity, usd(item.usd)] for item in sale.items]
     item_rows.append(["**total**", "", f"**{usd(sale.total)}**"])
     ratio_rows = []
     for o in options:
-        naive_total, our_total = theirs[(SALE.name, o)].total, ours[(SALE.name, o)].total
+        naive_total, our_total = theirs[(cm.SALE.name, o)].total, ours[(cm.SALE.name, o)].total
         ratio = naive_total / our_total
         met = verdict(ratio >= cm.NAIVE_MIN_RATIO)
         ratio_rows.append([o.label, usd(our_total), usd(naive_total), f"{ratio:.1f}x", met])
@@ -433,14 +424,14 @@ def _monthly(bills: Mapping[tuple[str, int], cm.MonthlyBill]) -> str:
         "4.4 minutes, a million 0.38 a second): below one request a second every "
         "invocation is counted as a cold start, whose INIT Lambda bills since 1 August "
         "2025, and X-Ray traces every request (its first 100,000 traces a month are "
-        f"free). {ASSUMPTIONS['flyer_bursts_per_month']} flyer bursts a month. No other free "
+        f"free). {cm.ASSUMPTIONS['flyer_bursts_per_month']} flyer bursts a month. No other free "
         "tier is applied: an account may spend them elsewhere.",
     )
 
 
 def _assumptions() -> str:
     rows = [
-        [f"`{name}`", f"{ASSUMPTIONS[name]:g} {unit}", why]
+        [f"`{name}`", f"{cm.ASSUMPTIONS[name]:g} {unit}", why]
         for name, (unit, why) in cm.ASSUMPTION_NOTES.items()
     ]
     return _section(

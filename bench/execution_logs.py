@@ -17,17 +17,7 @@ from unittest import mock
 
 import boto3
 
-from bench.cost_model import (
-    BUCKET_SALE,
-    SALE,
-    SOLD_OUT,
-    ObservedExecution,
-    api_function,
-    load_prices,
-    load_state_machine,
-    log_records_from_history,
-    walk,
-)
+from bench import cost_model as cm
 from offline import cfn_template, moto_server
 
 SAMPLE_EVENT = "purchase_visa"
@@ -45,7 +35,7 @@ OFFLINE_ENVIRONMENT = {
 # holds far more than a buyer asks for, so that the first bucket drawn has enough.
 BUCKETS = 4
 BUCKETED_TICKETS = 1000
-# A draw the sale does not walk (PickBucket may draw one past the last bucket offline, which
+# A draw the sale does not cm.walk (PickBucket may draw one past the last bucket offline, which
 # WrapBucketIndex turns into the first) is bought again, at most this many times.
 ATTEMPTS = 10
 # An Express execution's ARN on AWS: express:<CloudFormation-named machine>:<name>:<uuid>.
@@ -61,7 +51,7 @@ class OfflineRun:
     message: str
     history_events: int
     history_json_bytes: int
-    observed: ObservedExecution
+    observed: cm.ObservedExecution
 
 
 def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
@@ -77,13 +67,13 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     event = load_event(SAMPLE_EVENT)
     body = json.loads(event["body"])
     quantity, show_id = int(body.get("quantity", 1)), str(body["showId"])
-    machine, prices = load_state_machine(template), load_prices()
+    machine, prices = cm.load_state_machine(template), cm.load_prices()
     runs = {}
     with offline_purchase_stack(template) as (dynamodb, stepfunctions, machine_arn):
         for outcome, tickets, expected_status in (
-            (SOLD_OUT, quantity - 1, 400),
-            (SALE, 100, 200),
-            (BUCKET_SALE, None, 200),
+            (cm.SOLD_OUT, quantity - 1, 400),
+            (cm.SALE, 100, 200),
+            (cm.BUCKET_SALE, None, 200),
         ):
             if tickets is None:
                 spec = ShowSpec(show_id, Decimal(50), BUCKETED_TICKETS)
@@ -93,7 +83,7 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
                     TableName="ShowTickets",
                     Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
                 )
-            walked = [visit.name for visit in walk(machine, outcome, prices).visits]
+            walked = [visit.name for visit in cm.walk(machine, outcome, prices).visits]
             for _ in range(ATTEMPTS):
                 known = _execution_arns(stepfunctions, machine_arn)
                 answer, output_bytes = _invoke_purchase(event, FakeLambdaContext())
@@ -115,8 +105,10 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
                 message=json.loads(answer["body"])["message"],
                 history_events=len(events),
                 history_json_bytes=len(json.dumps(events, default=str).encode()),
-                observed=ObservedExecution(
-                    log_records=log_records_from_history(events, _aws_express_arn(execution_arn)),
+                observed=cm.ObservedExecution(
+                    log_records=cm.log_records_from_history(
+                        events, _aws_express_arn(execution_arn)
+                    ),
                     function_output_bytes=output_bytes,
                 ),
             )
@@ -127,7 +119,7 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
 def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]]:
     """moto running the template's tables and state machine, the purchase function's code
     importable as the Lambda runtime makes it; environment restored afterwards."""
-    function = cfn_template.function(template, api_function(template)[0], unresolved="")
+    function = cfn_template.function(template, cm.api_function(template)[0], unresolved="")
     for folder in (function.code_dir, *function.layer_dirs):
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
