@@ -13,7 +13,7 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from bench.cold_start import requirement_lines
-from bench.measurement import BenchContext, Headline, Section, scrub, table
+from bench.measurement import BenchContext, Headline, Section, table
 from offline.cfn_template import ROOT, resources_of_type
 
 PIP_TIMEOUT_SECONDS = 150
@@ -38,7 +38,7 @@ def measure(context: BenchContext) -> Section:
         ("AWS::Serverless::LayerVersion", "ContentUri"),
     ):
         for name, resource in resources_of_type(dict(context.template), kind).items():
-            row, headline = _package_size(name, ROOT / resource["Properties"][folder], context)
+            row, headline = _package_size(name, ROOT / resource["Properties"][folder])
             rows.append(row)
             headlines.append(Headline(f"Package size, {name} (zipped)", headline))
     body = "\n".join(
@@ -61,7 +61,6 @@ def measure(context: BenchContext) -> Section:
                     "total without runtime-provided (zip)",
                     "total (unzipped)",
                     "runtime-provided packages it ships",
-                    "note",
                 ],
                 rows,
             ),
@@ -76,16 +75,15 @@ def _human(size: int) -> str:
     return f"{size / 1000:.1f} KB"
 
 
-def _package_size(name: str, code_dir: Path, context: BenchContext) -> tuple[list[str], str]:
+def _package_size(name: str, code_dir: Path) -> tuple[list[str], str]:
     """The package's row in the report and its headline figure."""
     code_files = list(_files(code_dir))
-    note = ""
     with tempfile.TemporaryDirectory(prefix="bench-package-") as temporary:
         target = Path(temporary) / "deps"
         target.mkdir()
         requirements = code_dir / "requirements.txt"
         if requirements.is_file() and requirement_lines(requirements):
-            note = _pip_install(requirements, target, context)
+            _pip_install(requirements, target)
         dependency_files = list(_files(target))
         provided = _runtime_provided(target)
         runtime_tops = set().union(*provided.values())
@@ -105,7 +103,6 @@ def _package_size(name: str, code_dir: Path, context: BenchContext) -> tuple[lis
         _human(code + deps - runtime),
         _human(unzipped),
         ", ".join(sorted(provided)) or "none",
-        note,
     ]
     headline = _human(code + deps)
     if runtime:
@@ -119,26 +116,15 @@ def _files(folder: Path) -> Iterable[Path]:
             yield path
 
 
-def _pip_install(requirements: Path, target: Path, context: BenchContext) -> str:
-    """Install for Lambda; on failure, say so (the size is then the code alone)."""
+def _pip_install(requirements: Path, target: Path) -> None:
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     command += ["--no-compile", "--target", str(target), *_PIP_PLATFORM.split()]
-    try:
-        result = subprocess.run(  # noqa: S603 - pip from this interpreter, fixed arguments
-            [*command, "--requirement", str(requirements)],
-            capture_output=True,
-            text=True,
-            timeout=PIP_TIMEOUT_SECONDS,
-            check=False,
-            env={**os.environ, "PIP_NO_INPUT": "1"},
-        )
-    except subprocess.TimeoutExpired:
-        return "pip timed out: code only"
-    if result.returncode != 0:
-        errors = [line for line in result.stderr.splitlines() if line.startswith("ERROR")]
-        reason = scrub((errors or ["unknown error"])[0], context.root)
-        return f"pip could not resolve ({reason}): code only"
-    return ""
+    subprocess.run(  # noqa: S603 - pip from this interpreter, fixed arguments
+        [*command, "--requirement", str(requirements)],
+        timeout=PIP_TIMEOUT_SECONDS,
+        check=True,
+        env={**os.environ, "PIP_NO_INPUT": "1"},
+    )
 
 
 def _runtime_provided(target: Path) -> dict[str, set[str]]:
