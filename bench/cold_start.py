@@ -74,7 +74,7 @@ def measure(context: BenchContext) -> Section:
     with tempfile.TemporaryDirectory(prefix="bench-cold-start-") as temporary:
         root = Path(temporary)
         runtime_dir = root / "runtime"
-        _link_distributions(_closure(RUNTIME_REQUIREMENTS), runtime_dir)
+        _link_distributions(closure(RUNTIME_REQUIREMENTS), runtime_dir)
         baseline = Subject(
             {"path": [str(runtime_dir)], "module": None, "services": [BASELINE_SERVICE]},
             _lambda_environment(root, "baseline", root / "baseline", {}),
@@ -103,10 +103,10 @@ def _lay_out(function: Function, root: Path, runtime_dir: Path) -> Subject:
         shutil.copytree(layer_dir, opt, ignore=ignore, dirs_exist_ok=True)
     requirements = function.code_dir / "requirements.txt"
     if requirements.is_file():
-        runtime = {canonicalize_name(d.metadata["Name"]) for d in _closure(RUNTIME_REQUIREMENTS)}
+        runtime = {canonicalize_name(d.metadata["Name"]) for d in closure(RUNTIME_REQUIREMENTS)}
         needed = [
             distribution
-            for distribution in _closure(requirement_lines(requirements))
+            for distribution in closure(requirement_lines(requirements))
             if canonicalize_name(distribution.metadata["Name"]) not in runtime
         ]
         _link_distributions(needed, task)
@@ -161,7 +161,7 @@ def requirement_lines(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("-")]
 
 
-def _closure(requirements: Iterable[str]) -> list[importlib.metadata.Distribution]:
+def closure(requirements: Iterable[str]) -> list[importlib.metadata.Distribution]:
     """The installed distributions `requirements` resolve to here, dependencies included."""
     pending = [(Requirement(line), "") for line in requirements]
     found: dict[str, importlib.metadata.Distribution] = {}
@@ -183,14 +183,18 @@ def _closure(requirements: Iterable[str]) -> list[importlib.metadata.Distributio
     return list(found.values())
 
 
+def top_level_names(distribution: importlib.metadata.Distribution) -> set[str]:
+    """The folders and modules a distribution installs at the top of site-packages."""
+    return {Path(file).parts[0] for file in distribution.files or []} - {".."}
+
+
 def _link_distributions(
     distributions: Iterable[importlib.metadata.Distribution], target: Path
 ) -> None:
     """Make `target` a site-packages holding just these distributions (symbolic links)."""
     target.mkdir(parents=True, exist_ok=True)
     for distribution in distributions:
-        tops = {Path(file).parts[0] for file in distribution.files or []}
-        for top in sorted(tops - {".."}):
+        for top in sorted(top_level_names(distribution)):
             source = Path(str(distribution.locate_file(top)))
             link = target / top
             if source.exists() and not link.exists():

@@ -65,8 +65,6 @@ _EXECUTION_DATA_FIELDS = frozenset({"input", "output", "parameters"})
 
 # API event types of a SAM function, and the API Gateway flavour each one creates.
 _API_EVENT_TYPES = {"HttpApi": "HTTP", "Api": "REST"}
-# Without a throttling limit in the template, X-Ray sampling is modelled at this request rate.
-DEFAULT_REQUEST_RATE_PER_SECOND = 100.0
 
 # What Lambda itself writes to the function's log group per invocation: START, END, REPORT and,
 # with active tracing, XRAY (sample lines; the request and trace ids have fixed lengths).
@@ -194,9 +192,7 @@ def design_from_template(template: Mapping[str, Any]) -> Design:
     (machine,) = resources_of_type(dict(template), "AWS::Serverless::StateMachine").values()
     machine = machine["Properties"]
     logging = machine.get("Logging", {})
-    rate = _parameter_value(
-        template, api.get("DefaultRouteSettings", {}).get("ThrottlingRateLimit")
-    )
+    rate = _parameter_value(template, api["DefaultRouteSettings"]["ThrottlingRateLimit"])
     log_config = function_logging_config(template, logical_id)
     # Lambda writes its own lines at INFO unless a JSON LoggingConfig says otherwise.
     system_level = (
@@ -216,9 +212,8 @@ def design_from_template(template: Mapping[str, Any]) -> Design:
         ),
         tracing=properties.get("Tracing") == "Active"
         or bool(machine.get("Tracing", {}).get("Enabled", False)),
-        request_rate_per_second=float(rate)
-        if rate is not None
-        else DEFAULT_REQUEST_RATE_PER_SECOND,
+        # A busy on-sale: X-Ray's traced share depends on the rate.
+        request_rate_per_second=float(rate),
         lambda_system_logs=system_level in ("DEBUG", "INFO"),
         access_log_line_bytes=_access_log_line_bytes(
             api.get("AccessLogSettings", {}).get("Format")
@@ -297,7 +292,6 @@ def api_function(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
 class StateMachine:
     """The ASL as deployed (substitutions applied) and its size."""
 
-    logical_id: str
     definition: Mapping[str, Any]
     definition_bytes: int
 
@@ -305,7 +299,7 @@ class StateMachine:
 def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
     (logical_id,) = resources_of_type(dict(template), "AWS::Serverless::StateMachine")
     text = state_machine_definition(dict(template), logical_id)
-    return StateMachine(logical_id, json.loads(text), len(text.encode()))
+    return StateMachine(json.loads(text), len(text.encode()))
 
 
 @dataclass(frozen=True)
@@ -347,7 +341,6 @@ class StateVisit:
 
 @dataclass(frozen=True)
 class ExecutionPath:
-    outcome: Outcome
     visits: tuple[StateVisit, ...]
 
     @property
@@ -398,7 +391,7 @@ def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> Executi
         raise CostModelError(
             f"{outcome.name}: never reached {sorted(unused)}; the outcome no longer matches the ASL"
         )
-    return ExecutionPath(outcome, tuple(visits))
+    return ExecutionPath(tuple(visits))
 
 
 def _next(state: Mapping[str, Any]) -> str | None:
@@ -518,7 +511,6 @@ class LineItem:
 class CostBreakdown:
     """What one million purchases of one outcome cost under one design."""
 
-    design: Design
     path: ExecutionPath
     items: tuple[LineItem, ...]
 
@@ -671,7 +663,7 @@ def cost_per_million(
             fraction * prices.price("xray_per_million_traces_recorded"),
             TRACING,
         )
-    return CostBreakdown(design, path, tuple(items))
+    return CostBreakdown(path, tuple(items))
 
 
 # --------------------------------------------------------------------------- idle, bursts, month

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from bench.cold_start import requirement_lines
+from bench.cold_start import RUNTIME_REQUIREMENTS, closure, requirement_lines, top_level_names
 from bench.measurement import BenchContext, Headline, Section, table
 from offline.cfn_template import ROOT, resources_of_type
 
@@ -20,10 +21,9 @@ PIP_TIMEOUT_SECONDS = 150
 # Lambda's zipped upload limit (direct upload) and unzipped limit, code and layers together.
 ZIPPED_LIMIT_MB = 50
 UNZIPPED_LIMIT_MB = 250
-# What the python3.13 runtime provides: boto3 and its dependencies.
 RUNTIME_PROVIDED = frozenset(
-    canonicalize_name(name)
-    for name in ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+    canonicalize_name(distribution.metadata["Name"])
+    for distribution in closure(RUNTIME_REQUIREMENTS)
 )
 _PIP_PLATFORM = (
     "--platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.13 --implementation cp"
@@ -119,25 +119,25 @@ def _files(folder: Path) -> Iterable[Path]:
 def _pip_install(requirements: Path, target: Path) -> None:
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     command += ["--no-compile", "--target", str(target), *_PIP_PLATFORM.split()]
-    subprocess.run(  # noqa: S603 - pip from this interpreter, fixed arguments
+    result = subprocess.run(  # noqa: S603 - pip from this interpreter, fixed arguments
         [*command, "--requirement", str(requirements)],
+        capture_output=True,
+        text=True,
         timeout=PIP_TIMEOUT_SECONDS,
-        check=True,
+        check=False,
         env={**os.environ, "PIP_NO_INPUT": "1"},
     )
+    if result.returncode != 0:
+        raise RuntimeError(f"pip could not install {requirements}:\n{result.stderr}")
 
 
 def _runtime_provided(target: Path) -> dict[str, set[str]]:
-    """Runtime-provided distributions installed in `target` -> their top-level names (RECORD)."""
-    provided: dict[str, set[str]] = {}
-    for dist_info in sorted(target.glob("*.dist-info")):
-        # botocore-1.44.8.dist-info -> botocore
-        name = canonicalize_name(dist_info.name.removesuffix(".dist-info").rsplit("-", 1)[0])
-        if name in RUNTIME_PROVIDED:
-            record = dist_info / "RECORD"
-            lines = record.read_text().splitlines() if record.is_file() else []
-            provided[name] = {Path(line.split(",", 1)[0]).parts[0] for line in lines} - {".."}
-    return provided
+    """Runtime-provided distributions installed in `target` -> their top-level names."""
+    return {
+        name: top_level_names(distribution)
+        for distribution in importlib.metadata.distributions(path=[str(target)])
+        if (name := canonicalize_name(distribution.metadata["Name"])) in RUNTIME_PROVIDED
+    }
 
 
 def _zipped_size(files: Iterable[Path], root: Path, archive: Path) -> int:
