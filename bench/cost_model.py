@@ -240,8 +240,7 @@ def _parameter_value(template: Mapping[str, Any], value: Any) -> Any:
 
 
 def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
-    """DynamoDB tables the API function names in its environment: it writes them itself, outside
-    the state machine (the idempotency records)."""
+    """DynamoDB tables the API function writes itself (its idempotency records)."""
     variables = api_function(template)[1]["Properties"].get("Environment", {}).get("Variables", {})
     tables = resources_of_type(dict(template), "AWS::DynamoDB::Table")
     return [
@@ -252,9 +251,7 @@ def tables_the_function_writes(template: Mapping[str, Any]) -> list[str]:
 
 
 def naive_design(design: Design) -> Design:
-    """The same sale built the obvious way: REST API, an x86 Lambda at 512 MB and a Standard
-    workflow with one Lambda (x86, 512 MB) per task, Lambda's default text logs; same execution
-    logging and tracing."""
+    """The same sale built the obvious way (BENCHMARKS.md, Designs compared)."""
     return dataclasses.replace(
         design,
         name="naive",

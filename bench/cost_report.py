@@ -146,7 +146,6 @@ def measure(context: BenchContext) -> Section:
 
 
 def _section(title: str, *parts: str) -> str:
-    """A subsection of the cost section: its title, then tables and paragraphs."""
     return "\n\n".join([f"### {title}", *parts])
 
 
@@ -311,20 +310,19 @@ def _beside_one_item_sale(ours: Costs, template_logging: cm.Logging) -> list[str
     return [
         f"Beside a one-item show's sale (logs {template_logging.label} unless said):",
         table(["line item", "one-item sale", "sale from a bucket", "added per million"], rows),
-        "A show with N = 1 (the default: every show created without `BUCKETS`) pays the "
-        f"one-item sale, {totals[template_logging]} as deployed and "
-        f"{totals[OFF]} with execution logs OFF: its path through the workflow "
-        "is unchanged. A bucketed show's item "
-        "sends the sale from CheckStock to PickBucket, which draws a bucket, and CheckBucket "
-        "reads it before the same SellTickets transaction decrements it instead of the show's "
-        f"item: {bucket.path.states_entered} states instead of {one.path.states_entered}, one "
-        "task more, the same write units. What that adds is the bucket's consistent read, the "
-        f"extra task's {cm.ASSUMPTIONS['dynamodb_task_ms']:g} ms, which the function waits for and "
-        "Express bills in 100 ms steps, and the log events of the extra states (Pass and "
-        "Choice states bill nothing else): with execution logs OFF, only the read and the "
-        "duration. A buyer whose drawn bucket is short walks on: one more read per bucket, "
-        "and a 2-item transaction for a bucket emptied into the pool (docs/design.md, A hot "
-        "show); the Flash sale section runs that.",
+        "A show with N = 1 (the default: every show created without `BUCKETS`) pays the one-item "
+        f"sale, {totals[template_logging]} as deployed and {totals[OFF]} with execution logs "
+        "OFF: its path through the workflow is unchanged. A bucketed show's item sends the sale "
+        "from CheckStock to PickBucket, which draws a bucket, and CheckBucket reads it before "
+        "the same SellTickets transaction decrements it instead of the show's item: "
+        f"{bucket.path.states_entered} states instead of {one.path.states_entered}, one task "
+        "more, the same write units. What that adds is the bucket's consistent read, the extra "
+        f"task's {cm.ASSUMPTIONS['dynamodb_task_ms']:g} ms, which the function waits for and "
+        "Express bills in 100 ms steps, and the log events of the extra states (Pass and Choice "
+        "states bill nothing else): with execution logs OFF, only the read and the duration. A "
+        "buyer whose drawn bucket is short walks on: one more read per bucket, and a 2-item "
+        "transaction for a bucket emptied into the pool (docs/design.md, A hot show); the Flash "
+        "sale section runs that.",
     ]
 
 
