@@ -868,19 +868,6 @@ def flyer_burst_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[M
     return tuple(items)
 
 
-@dataclass(frozen=True)
-class MonthlyBill:
-    """The whole bill of a month with `sales` purchases, all of them sales."""
-
-    catalog: str
-    sales: int
-    items: tuple[MonthlyItem, ...]
-
-    @property
-    def total(self) -> float:
-        return monthly_total(self.items)
-
-
 def monthly_bill(
     template: Mapping[str, Any],
     catalog: str,
@@ -888,7 +875,7 @@ def monthly_bill(
     machine: StateMachine,
     observed_sale: ObservedExecution,
     prices: PriceTable,
-) -> MonthlyBill:
+) -> tuple[MonthlyItem, ...]:
     """Idle bill + `sales` sales at their steady monthly rate + the month's flyer bursts. X-Ray
     is counted after its perpetual free tier; no other free tier (an account may spend it)."""
     deployed = deployed_with_catalog(template, catalog)
@@ -916,4 +903,4 @@ def monthly_bill(
     burst = monthly_total(flyer_burst_cost(deployed, prices))
     bursts = ASSUMPTIONS["flyer_bursts_per_month"]
     items.append(MonthlyItem("flyer bursts", f"{bursts} x ${burst:.4f}", bursts * burst))
-    return MonthlyBill(catalog, sales, tuple(items))
+    return tuple(items)

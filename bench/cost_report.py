@@ -65,7 +65,7 @@ def measure(context: BenchContext) -> Section:
         return " / ".join(usd(of[(outcome.name, o)].total) for o in (design.logging, OFF))
 
     def per_catalog(sales: int) -> str:
-        return " / ".join(usd(bills[(c, sales)].total) for c in catalogs)
+        return " / ".join(usd(cm.monthly_total(bills[(c, sales)])) for c in catalogs)
 
     ratios = {o: theirs[(cm.SALE.name, o)].total / ours[(cm.SALE.name, o)].total for o in options}
     template_logging = design.logging.label
@@ -116,7 +116,7 @@ def measure(context: BenchContext) -> Section:
         ),
         at_most(
             f"Monthly bill at 10,000 sales, catalog {default} / {others}",
-            bills[(default, 10_000)].total,
+            cm.monthly_total(bills[(default, 10_000)]),
             cm.TARGET_MONTHLY_AT_10K_SALES,
             per_catalog(10_000),
         ),
@@ -415,8 +415,8 @@ def _burst(deployed: Mapping[str, Mapping[str, Any]], prices: cm.PriceTable) -> 
     )
 
 
-def _monthly(bills: Mapping[tuple[str, int], cm.MonthlyBill]) -> str:
-    groups = [([bill.catalog, f"{bill.sales:,}"], bill.items) for bill in bills.values()]
+def _monthly(bills: Mapping[tuple[str, int], Sequence[cm.MonthlyItem]]) -> str:
+    groups = [([catalog, f"{sales:,}"], items) for (catalog, sales), items in bills.items()]
     rows = _item_rows(groups, totals=True)
     return _section(
         "The monthly bill, as deployed",
