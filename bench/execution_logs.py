@@ -31,11 +31,11 @@ OFFLINE_ENVIRONMENT = {
     # Offline endpoints have no sync-<host> to prefix StartSyncExecution with.
     "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
 }
-# The bucketed show: buckets numbered 0-9 keep every drawn key as long as any other, and each
-# holds far more than a buyer asks for, so that the first bucket drawn has enough.
+# The bucketed show: every bucket's key as long as any other's (0-3), each holding far more than
+# a buyer asks for, so that the first bucket drawn has enough.
 BUCKETS = 4
 BUCKETED_TICKETS = 1000
-# A draw the sale does not cm.walk (PickBucket may draw one past the last bucket offline, which
+# A draw the cost model does not walk (PickBucket may draw one past the last bucket offline, which
 # WrapBucketIndex turns into the first) is bought again, at most this many times.
 ATTEMPTS = 10
 # An Express execution's ARN on AWS: express:<CloudFormation-named machine>:<name>:<uuid>.

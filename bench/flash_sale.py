@@ -7,14 +7,16 @@ the last arrival, buyers come one at a time (ten tickets each, then one each) un
 one ticket hears sold out, so that every run ends sold out and shows whether any ticket was left
 behind. This machine cannot run a thousand executions a second, so the model runs slower by
 SCALE: every hold window is SCALE times DynamoDB's, every per-item ceiling SCALE times lower,
-every arrival SCALE times further apart. Contention depends only on arrivals per hold window
-and units per window, so the figures are given at DynamoDB's own time scale (measured rate x
+every arrival SCALE times further apart, and every duration the ASL sets (its timeout, each
+Retry's waits) SCALE times longer. Contention depends only on arrivals per hold window and
+units per window, so the figures are given at DynamoDB's own time scale (measured rate x
 SCALE).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import random
@@ -29,17 +31,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.measurement import BenchContext, Section, table
+from bench.measurement import BenchContext, Section, table, verdict
 
 SHOW = "Flash"
-SCALE = 20.0
-DEFAULT_STOCK = 600
-DEFAULT_BUYERS = 400
-# Buyers a second at DynamoDB's time scale: 4.5 times one item's ceiling (1000 / 18 ms).
-DEFAULT_RATE = 250.0
+SCALE = 64
+DEFAULT_STOCK = 900
+DEFAULT_BUYERS = 600
+# Buyers a second at DynamoDB's time scale: 14.4 times one item's ceiling (1000 / 18 ms), 12.5
+# executions a second here, what this machine runs without falling behind the arrivals.
+DEFAULT_RATE = 800.0
 # Busy buckets a buyer may draw: N = ceil(rate x hold window x SAFETY) keeps each bucket held a
 # third of the time or less at the peak rate.
 SAFETY = 3.0
+TARGET_TICKETS_PER_S = 1000
 SECTION = "Flash sale"
 PICTURE = Path("docs") / "flash-sale.svg"
 REPORT = Path("BENCHMARKS.md")
@@ -73,9 +77,10 @@ class Run:
     busy: int = 0  # of the errors, 503s: the show too contended to commit now
     faults: str = ""
     fault_hits: int = 0  # requests the injected faults struck
-    answers: tuple[tuple[str, int], ...] = ()
-    # Sales a second until 90% of the stock was sold, at DynamoDB's time scale.
-    steady_sales_per_s: float = 0.0  # every answer's metric and how many got it
+    answers: tuple[tuple[str, int], ...] = ()  # every answer's metric and how many got it
+    # Sales and tickets a second until 90% of the stock was sold, at DynamoDB's time scale.
+    sales_per_s: float = 0.0
+    tickets_per_s: float = 0.0
 
     @property
     def oversold(self) -> int:
@@ -90,14 +95,11 @@ class Run:
     def whole_sales_per_s(self) -> float:
         return (self.rush_sales - 1) / self.selling_s if self.selling_s else 0.0
 
-    @property
-    def sales_per_s(self) -> float:
-        return self.steady_sales_per_s
-
     def summary(self) -> str:
         return (
             f"sold={self.sold} oversold={self.oversold} false_sold_out={self.false_sold_out}"
             f" stranded={self.left} errors={self.errors} sales_per_s={self.sales_per_s:.0f}"
+            f" tickets_per_s={self.tickets_per_s:.0f}"
         )
 
 
@@ -121,21 +123,29 @@ class _Tally:
 
 
 def _environment(window_ms: float) -> None:
-    from offline.local_stack import LOCAL_CREDENTIALS
-
     os.environ.update(
-        LOCAL_CREDENTIALS,
         LOCAL_DYNAMODB_TRANSACTION_MS=f"{window_ms:g}",
         LOCAL_DYNAMODB_ITEM_WCU=f"{1000 / SCALE:g}",
         LOCAL_DYNAMODB_ITEM_RCU=f"{3000 / SCALE:g}",
-        AWS_DISABLE_HOST_PREFIX_INJECTION="true",
-        LEASE_SECONDS="60",
     )
+
+
+def scaled_definition(definition: str) -> str:
+    """The ASL with every duration it sets SCALE times longer, like the engine's: the workflow's
+    timeout, and each Retry's interval and longest wait."""
+    asl = json.loads(definition)
+    asl["TimeoutSeconds"] *= SCALE
+    for state in asl["States"].values():
+        for retrier in state.get("Retry", ()):
+            for duration in ("IntervalSeconds", "MaxDelaySeconds"):
+                if duration in retrier:
+                    retrier[duration] *= SCALE
+    return json.dumps(asl)
 
 
 @contextmanager
 def stack() -> Iterator[None]:
-    """The template's tables and state machine on moto, the engine at SCALE."""
+    """The template's tables and state machine on moto, the engine and the ASL at SCALE."""
     from bench.execution_logs import offline_purchase_stack
     from offline import cfn_template
     from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
@@ -143,7 +153,11 @@ def stack() -> Iterator[None]:
     saved = dict(os.environ)
     _environment(DEFAULT_TRANSACTION_MS * SCALE)
     try:
-        with offline_purchase_stack(cfn_template.load_template()):
+        with offline_purchase_stack(cfn_template.load_template()) as (_, stepfunctions, arn):
+            definition = stepfunctions.describe_state_machine(stateMachineArn=arn)["definition"]
+            stepfunctions.update_state_machine(
+                stateMachineArn=arn, definition=scaled_definition(definition)
+            )
             yield
     finally:
         # The engine's scaled settings must not reach whatever runs next in this process.
@@ -224,7 +238,8 @@ def run_sale(
             return outcome
 
         measured_rate = rate_per_s / SCALE
-        with ThreadPoolExecutor(max_workers=256) as pool:
+        # A thread a buyer: a buyer waiting out a retry must not hold up the next arrival.
+        with ThreadPoolExecutor(max_workers=buyers) as pool:
             for number in range(buyers):
                 # Open loop: each buyer arrives on schedule, whatever the others are doing.
                 time.sleep(max(0.0, started + number / measured_rate - time.monotonic()))
@@ -244,6 +259,7 @@ def run_sale(
 
     outcomes = tally.outcomes
     sales = [entry for entry in outcomes if entry[0] == SOLD.metric]
+    sales_per_s, tickets_per_s = steady_rates(sales, stock)
     sold_outs = [entry for entry in outcomes if entry[0] == SOLD_OUT.metric]
     others = [entry for entry in outcomes if entry[0] not in (SOLD.metric, SOLD_OUT.metric)]
     return Run(
@@ -268,21 +284,25 @@ def run_sale(
         faults=faults,
         fault_hits=fault_hits,
         answers=tuple(Counter(outcome for outcome, *_ in outcomes).most_common()),
-        steady_sales_per_s=steady_rate(sales, stock),
+        sales_per_s=sales_per_s,
+        tickets_per_s=tickets_per_s,
     )
 
 
-def steady_rate(sales: Sequence[tuple[str, int, int, float]], stock: int) -> float:
-    """Sales a second from the first sale until 90% of the stock was sold: the rate the show
-    sells at while its buckets have stock. The last tickets lie in fewer and fewer buckets, and
-    sell at fewer and fewer hold windows at once; the whole run's rate is reported beside it."""
+def steady_rates(sales: Sequence[tuple[str, int, int, float]], stock: int) -> tuple[float, float]:
+    """Sales and tickets a second from the first sale until 90% of the stock was sold: the rate
+    the show sells at while its buckets have stock. The last tickets lie in fewer and fewer
+    buckets, and sell at fewer and fewer hold windows at once; the whole run's rate is reported
+    beside it."""
     ordered = sorted(sales, key=lambda sale: sale[3])
     sold = 0
     for count, (_, quantity, _, at) in enumerate(ordered, start=1):
         sold += quantity
         if sold >= 0.9 * stock and count > 1:
-            return (count - 1) / ((at - ordered[0][3]) / SCALE)
-    return 0.0
+            seconds = (at - ordered[0][3]) / SCALE
+            # The first sale opens the span: its tickets are not counted in it.
+            return (count - 1) / seconds, (sold - ordered[0][1]) / seconds
+    return 0.0, 0.0
 
 
 def inject_faults() -> str:
@@ -368,6 +388,7 @@ def section(runs: Sequence[Run]) -> str:
             run.sold,
             f"{run.sales_per_s:.0f}",
             f"{run.sales_per_s / ceiling:.1f}",
+            f"{run.tickets_per_s:.0f}",
             f"{run.whole_sales_per_s:.0f}",
             run.sold_out,
             run.busy,
@@ -386,6 +407,7 @@ def section(runs: Sequence[Run]) -> str:
         for run in runs
     ]
     faulted = [run for run in runs if run.faults]
+    bucketed = [run for run in runs if not run.faults][-1]
     return "\n".join(
         [
             __doc__.strip().split("\n\n")[1].replace("\n", " "),
@@ -396,6 +418,12 @@ def section(runs: Sequence[Run]) -> str:
             f" ceiling is {ceiling:.1f} sales a second. The bucketed show has"
             f" N = ceil(rate x {DEFAULT_TRANSACTION_MS:g} ms x {SAFETY:g}) buckets"
             " (docs/design.md, A hot show).",
+            "",
+            f"**Target: a bucketed show sells {TARGET_TICKETS_PER_S:,} tickets a second or more**"
+            f" with every rule holding: {bucketed.tickets_per_s:,.0f} tickets"
+            f" ({bucketed.sales_per_s:,.0f} sales) a second from {bucketed.buckets} buckets at"
+            f" {bucketed.offered_per_s:g} buyers a second,"
+            f" {verdict(bucketed.tickets_per_s >= TARGET_TICKETS_PER_S)}.",
             "",
             f"![sales/s and error share against offered buyers/s]({PICTURE.as_posix()})",
             "",
@@ -409,6 +437,7 @@ def section(runs: Sequence[Run]) -> str:
                     "tickets",
                     "sales/s",
                     "x ceiling",
+                    "tickets/s",
                     "whole rush sales/s",
                     "sold out",
                     "503",
@@ -422,60 +451,21 @@ def section(runs: Sequence[Run]) -> str:
                 rows,
             ),
             "",
-            "Sales/s counts the rush's sales from the first until 90% of the stock was sold;"
-            " whole-rush sales/s runs to its last sale, when the last tickets lie in fewer and"
-            " fewer buckets (the single-ticket buyers after the rush are left out of both). 503:"
-            " the show too contended to commit now (`Retry-After: 1`); other errors are 500s,"
-            " by how the execution ended (FAILED, in the fault run: a commit throttled"
-            " throughout, or a workflow stopped on purpose; TIMED_OUT: past the workflow's 20 s"
-            " timeout, which is not scaled, so that here it"
-            " lasts 55 hold windows where on AWS it lasts 1,100). Errors while stock:"
-            " the share of buyers answered anything but a sale or sold out while tickets"
-            " remained. A false sold out is a buyer told sold out while the show"
-            " still had as many tickets as it asked for, counted from the stock read just after"
-            " the answer; stranded is what was left once a single-ticket buyer heard sold out."
-            + (f" Faults: {faulted[0].faults}." if faulted else ""),
+            "Sales/s and tickets/s count the rush's sales from the first until 90% of the stock "
+            "was sold; whole-rush sales/s runs to its last sale, when the last tickets lie in "
+            "fewer and fewer buckets (the single-ticket buyers after the rush are left out of "
+            "both). 503: the show too contended to commit now (`Retry-After: 1`); other errors "
+            "are 500s, by how the execution ended (FAILED, in the fault run: a commit throttled "
+            "throughout, or a workflow stopped on purpose; TIMED_OUT: past the workflow's "
+            "timeout). Errors while stock: the share of buyers answered anything but a sale or "
+            "sold out while tickets remained. A false sold out is a buyer told sold out while the"
+            " show still had as many tickets as it asked for, counted from the stock read just "
+            "after the answer; stranded is what was left once a single-ticket buyer heard sold "
+            "out." + (f" Faults: {faulted[0].faults}." if faulted else ""),
             "",
-            "What a sale costs, walked from the ASL by the cost model (bench/cost_model.py):"
-            " a one-item show's sale, the path of every show with N = 1, is unchanged; a sale"
-            " from a bucket enters four more states, one of them a consistent read of the bucket"
-            " (the others Pass and Choice states, which an Express workflow does not bill by the"
-            " state:"
-            " they cost only the execution log records they add when logging is ALL and a few"
-            " milliseconds of duration). A buyer whose drawn bucket is short walks on: one more"
-            " read per bucket, and a 2-item transaction for a bucket emptied into the pool.",
-            "",
-            cost_comparison(),
+            "What a sale from a bucket costs beside a one-item show's sale, whose path every show"
+            " with N = 1 keeps unchanged: [Cost model](#cost-model).",
         ]
-    )
-
-
-def cost_comparison() -> str:
-    """A sale from a bucket beside a one-item show's sale: what the cost model's walk of the ASL
-    bills each in DynamoDB request units and states entered."""
-    from bench import cost_model
-    from offline import cfn_template
-
-    prices = cost_model.load_prices()
-    machine = cost_model.load_state_machine(cfn_template.load_template())
-    write_price = prices.price("dynamodb_per_million_write_request_units")
-    read_price = prices.price("dynamodb_per_million_read_request_units")
-    rows = []
-    for outcome in (cost_model.SALE, cost_model.BUCKET_SALE):
-        path = cost_model.walk(machine, outcome, prices)
-        rows.append(
-            [
-                outcome.name,
-                f"{path.write_units:g}",
-                f"{path.read_units:g}",
-                path.task_count,
-                path.states_entered,
-                f"${path.write_units * write_price + path.read_units * read_price:.3f}",
-            ]
-        )
-    return table(
-        ["path", "write units", "read units", "tasks", "states", "request units per million"],
-        rows,
     )
 
 

@@ -66,6 +66,23 @@ def test_bucketed_show_leftovers_spread_over_buckets_sell_together(
     assert purchase_stack.tickets_left(SHOW) == 0 and purchase_stack.tickets_sold(SHOW) == 3
 
 
+def test_bucketed_show_short_bucket_is_left_while_another_has_enough(
+    purchase_stack: PurchaseStack,
+) -> None:
+    # GIVEN one bucket with 1 ticket and one with 5
+    purchase_stack.add_show(SHOW, 6, buckets=2)
+    set_levels(purchase_stack, [1, 5])
+
+    # WHEN a buyer asks for 3, whichever bucket they draw first
+    assert buy("ana", 3) == "PurchaseCompleted"
+
+    # THEN the 3 come from the bucket with enough; the short bucket keeps its ticket for a buyer
+    # of one, and the pool, one item every short bucket would otherwise be drained into, is
+    # untouched
+    assert purchase_stack.bucket_levels(SHOW) == (1, 2)
+    assert purchase_stack.tickets_left(SHOW) == 3
+
+
 def test_bucketed_show_short_of_the_quantity_is_sold_out_and_keeps_its_tickets(
     purchase_stack: PurchaseStack,
 ) -> None:
@@ -131,8 +148,18 @@ def test_sale_shards_match_the_show_command() -> None:
 # ------------------------------------------------------- a short rush, as make flash-sale runs it
 
 
-def rush(**kwargs: Any) -> flash_sale.Run:
-    return flash_sale.run_sale("test", stock=60, buyers=45, rate_per_s=250, **kwargs)
+# A rush as contended as make flash-sale's (buyers per hold window, buckets per buyer), slowed
+# less: its retries wait seconds, not minutes.
+RUSH_SCALE = 5
+RUSH_RATE = 50.0
+
+
+def rush(monkeypatch: pytest.MonkeyPatch, **kwargs: Any) -> flash_sale.Run:
+    monkeypatch.setattr(flash_sale, "SCALE", RUSH_SCALE)
+    buckets = flash_sale.buckets_for(RUSH_RATE, 18)
+    return flash_sale.run_sale(
+        "test", stock=60, buyers=45, rate_per_s=RUSH_RATE, buckets=buckets, **kwargs
+    )
 
 
 def assert_rules(run: flash_sale.Run) -> None:
@@ -141,12 +168,16 @@ def assert_rules(run: flash_sale.Run) -> None:
     assert run.left == 0 and run.recorded == run.stock  # ends sold out, the last ticket sold
 
 
-def test_flash_sale_bucketed_rush_keeps_every_rule() -> None:
-    run = rush(buckets=flash_sale.buckets_for(250, 18))
+def test_flash_sale_bucketed_rush_keeps_every_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    run = rush(monkeypatch)
     assert_rules(run)
+    # The rules held on an engine that made buyers collide.
+    assert ENGINE.counts["transaction_conflicts"] > 0
 
 
-def test_flash_sale_rush_with_faults_oversells_and_loses_nothing() -> None:
-    run = rush(buckets=flash_sale.buckets_for(250, 18), inject=flash_sale.inject_faults)
+def test_flash_sale_rush_with_faults_oversells_and_loses_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    run = rush(monkeypatch, inject=flash_sale.inject_faults)
     assert run.fault_hits > 0
     assert_rules(run)
