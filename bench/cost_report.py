@@ -320,9 +320,9 @@ def _beside_one_item_sale(ours: Costs, template_logging: cm.Logging) -> list[str
         f"task's {cm.ASSUMPTIONS['dynamodb_task_ms']:g} ms, which the function waits for and "
         "Express bills in 100 ms steps, and the log events of the extra states (Pass and Choice "
         "states bill nothing else): with execution logs OFF, only the read and the duration. A "
-        "buyer whose drawn bucket is short walks on: one more read per bucket, and a 2-item "
-        "transaction for a bucket emptied into the pool (docs/design.md, A hot show); the Flash "
-        "sale section runs that.",
+        "buyer whose drawn bucket is short walks on: one more read per bucket, and, only once "
+        "no bucket has enough, a 2-item transaction for each short bucket emptied into the pool "
+        "(docs/design.md, A hot show); the Flash sale section runs that.",
     ]
 
 
