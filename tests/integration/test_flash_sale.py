@@ -148,8 +148,8 @@ def test_sale_shards_match_the_show_command() -> None:
 # ------------------------------------------------------- a short rush, as make flash-sale runs it
 
 
-# A rush as contended as make flash-sale's (buyers per hold window, buckets per buyer), slowed
-# less: its retries wait seconds, not minutes.
+# A rush whose buckets are as busy as make flash-sale's (N chosen from the rate the same way),
+# slowed less: its retries wait seconds, not minutes.
 RUSH_SCALE = 5
 RUSH_RATE = 50.0
 
