@@ -77,6 +77,9 @@ class Run:
     busy: int = 0  # of the errors, 503s: the show too contended to commit now
     faults: str = ""
     fault_hits: int = 0  # requests the injected faults struck
+    # Requests the engine cancelled for a held item, and refused over an item's ceiling.
+    conflicts: int = 0
+    throttles: int = 0
     answers: tuple[tuple[str, int], ...] = ()  # every answer's metric and how many got it
     # Sales and tickets a second until 90% of the stock was sold, at DynamoDB's time scale.
     sales_per_s: float = 0.0
@@ -256,6 +259,7 @@ def run_sale(
                     break
         recorded = show_command.tickets_sold(dynamodb, show_command.LOCAL_TABLES, SHOW)
         left, negative = tickets_left(SHOW)
+        counts = dict(ENGINE.counts)
 
     outcomes = tally.outcomes
     sales = [entry for entry in outcomes if entry[0] == SOLD.metric]
@@ -283,6 +287,8 @@ def run_sale(
         selling_s=max(0.0, tally.last_rush_sale - tally.first_rush_sale) / SCALE,
         faults=faults,
         fault_hits=fault_hits,
+        conflicts=counts.get("transaction_conflicts", 0) + counts.get("write_conflicts", 0),
+        throttles=sum(count for name, count in counts.items() if name.endswith("_throttles")),
         answers=tuple(Counter(outcome for outcome, *_ in outcomes).most_common()),
         sales_per_s=sales_per_s,
         tickets_per_s=tickets_per_s,
@@ -400,6 +406,7 @@ def section(runs: Sequence[Run]) -> str:
             or "0",
             f"{run.errors_while_stock / run.buyers:.1%}",
             run.false_sold_out,
+            f"{run.conflicts} / {run.throttles}",
             run.oversold,
             run.lost,
             run.left,
@@ -444,6 +451,7 @@ def section(runs: Sequence[Run]) -> str:
                     "other errors",
                     "errors while stock",
                     "false sold out",
+                    "conflicts / throttles",
                     "oversold",
                     "lost",
                     "stranded",
@@ -461,7 +469,9 @@ def section(runs: Sequence[Run]) -> str:
             "sold out while tickets remained. A false sold out is a buyer told sold out while the"
             " show still had as many tickets as it asked for, counted from the stock read just "
             "after the answer; stranded is what was left once a single-ticket buyer heard sold "
-            "out." + (f" Faults: {faulted[0].faults}." if faulted else ""),
+            "out. Conflicts / throttles: the requests the engine cancelled because another "
+            "transaction held an item, and refused over an item's ceiling."
+            + (f" Faults: {faulted[0].faults}." if faulted else ""),
             "",
             "What a sale from a bucket costs beside a one-item show's sale, whose path every show"
             " with N = 1 keeps unchanged: [Cost model](#cost-model).",
