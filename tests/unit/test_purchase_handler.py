@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import socket
@@ -346,3 +347,10 @@ def test_lambda_trace_header_reaches_start_sync_execution(
         purchase_workflow.sfn_client.cache_clear()
     assert status == 500
     assert headers["X-Amzn-Trace-Id"] == trace_id.encode()
+
+
+def test_purchase_handler_import_leaves_garbage_collection_on() -> None:
+    # The handler pauses the collector for its imports only (docs/cost.md): a warm execution
+    # environment must still collect its cycles.
+    assert gc.isenabled()
+    assert gc.get_freeze_count() > 0
