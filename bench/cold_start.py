@@ -3,6 +3,7 @@ each function run right after the baseline, so that drift on a noisy machine hit
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 import os
@@ -103,11 +104,10 @@ def _lay_out(function: Function, root: Path, runtime_dir: Path) -> Subject:
         shutil.copytree(layer_dir, opt, ignore=ignore, dirs_exist_ok=True)
     requirements = function.code_dir / "requirements.txt"
     if requirements.is_file():
-        runtime = {canonicalize_name(d.metadata["Name"]) for d in closure(RUNTIME_REQUIREMENTS)}
         needed = [
             distribution
             for distribution in closure(requirement_lines(requirements))
-            if canonicalize_name(distribution.metadata["Name"]) not in runtime
+            if canonicalize_name(distribution.metadata["Name"]) not in runtime_provided()
         ]
         _link_distributions(needed, task)
     spec = {
@@ -183,6 +183,15 @@ def closure(requirements: Iterable[str]) -> list[importlib.metadata.Distribution
     return list(found.values())
 
 
+@functools.cache
+def runtime_provided() -> frozenset[str]:
+    """The distributions the Lambda Python runtime ships (boto3's closure), by canonical name."""
+    return frozenset(
+        canonicalize_name(distribution.metadata["Name"])
+        for distribution in closure(RUNTIME_REQUIREMENTS)
+    )
+
+
 def top_level_names(distribution: importlib.metadata.Distribution) -> set[str]:
     """The folders and modules a distribution installs at the top of site-packages."""
     return {Path(file).parts[0] for file in distribution.files or []} - {".."}
@@ -232,6 +241,7 @@ def _section(
         ]
     ]
     headlines = []
+    target_function = api_function(context.template)[0]
     for function, subject in zip(functions, subjects, strict=True):
         median = statistics.median(subject.seconds)
         ratio = median / baseline_median
@@ -246,7 +256,7 @@ def _section(
             ]
         )
         title = f"Cold start proxy, {function.logical_id} / baseline"
-        if function.logical_id == api_function(context.template)[0]:
+        if function.logical_id == target_function:
             milliseconds = f"{median * 1000:.0f} ms vs {baseline_median * 1000:.0f} ms"
             figure, target = f"{ratio:.2f}x ({milliseconds})", f"<= {TARGET_RATIO}x"
             headlines.append(Headline(title, figure, target, verdict(ratio <= TARGET_RATIO)))

@@ -30,6 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from bench.measurement import BenchContext, Section, table, verdict
 
@@ -125,14 +126,6 @@ class _Tally:
     rush_sales: int = 0
 
 
-def _environment(window_ms: float) -> None:
-    os.environ.update(
-        LOCAL_DYNAMODB_TRANSACTION_MS=f"{window_ms:g}",
-        LOCAL_DYNAMODB_ITEM_WCU=f"{1000 / SCALE:g}",
-        LOCAL_DYNAMODB_ITEM_RCU=f"{3000 / SCALE:g}",
-    )
-
-
 def scaled_definition(definition: str) -> str:
     """The ASL with every duration it sets SCALE times longer, like the engine's: the workflow's
     timeout, and each Retry's interval and longest wait."""
@@ -153,19 +146,21 @@ def stack() -> Iterator[None]:
     from offline import cfn_template
     from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
 
-    saved = dict(os.environ)
-    _environment(DEFAULT_TRANSACTION_MS * SCALE)
-    try:
-        with offline_purchase_stack(cfn_template.load_template()) as (_, stepfunctions, arn):
-            definition = stepfunctions.describe_state_machine(stateMachineArn=arn)["definition"]
-            stepfunctions.update_state_machine(
-                stateMachineArn=arn, definition=scaled_definition(definition)
-            )
-            yield
-    finally:
-        # The engine's scaled settings must not reach whatever runs next in this process.
-        os.environ.clear()
-        os.environ.update(saved)
+    engine = {
+        "LOCAL_DYNAMODB_TRANSACTION_MS": f"{DEFAULT_TRANSACTION_MS * SCALE:g}",
+        "LOCAL_DYNAMODB_ITEM_WCU": f"{1000 / SCALE:g}",
+        "LOCAL_DYNAMODB_ITEM_RCU": f"{3000 / SCALE:g}",
+    }
+    # The engine's scaled settings must not reach whatever runs next in this process.
+    with (
+        mock.patch.dict(os.environ, engine),
+        offline_purchase_stack(cfn_template.load_template()) as (_, stepfunctions, arn),
+    ):
+        definition = stepfunctions.describe_state_machine(stateMachineArn=arn)["definition"]
+        stepfunctions.update_state_machine(
+            stateMachineArn=arn, definition=scaled_definition(definition)
+        )
+        yield
 
 
 def tickets_left(show: str) -> tuple[int, int]:

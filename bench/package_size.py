@@ -13,7 +13,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from bench.cold_start import RUNTIME_REQUIREMENTS, closure, requirement_lines, top_level_names
+from bench.cold_start import requirement_lines, runtime_provided, top_level_names
 from bench.measurement import BenchContext, Headline, Section, table
 from offline.cfn_template import ROOT, resources_of_type
 
@@ -21,10 +21,6 @@ PIP_TIMEOUT_SECONDS = 150
 # Lambda's zipped upload limit (direct upload) and unzipped limit, code and layers together.
 ZIPPED_LIMIT_MB = 50
 UNZIPPED_LIMIT_MB = 250
-RUNTIME_PROVIDED = frozenset(
-    canonicalize_name(distribution.metadata["Name"])
-    for distribution in closure(RUNTIME_REQUIREMENTS)
-)
 _PIP_PLATFORM = (
     "--platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.13 --implementation cp"
 )
@@ -136,7 +132,7 @@ def _runtime_provided(target: Path) -> dict[str, set[str]]:
     return {
         name: top_level_names(distribution)
         for distribution in importlib.metadata.distributions(path=[str(target)])
-        if (name := canonicalize_name(distribution.metadata["Name"])) in RUNTIME_PROVIDED
+        if (name := canonicalize_name(distribution.metadata["Name"])) in runtime_provided()
     }
 
 
