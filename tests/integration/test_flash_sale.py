@@ -3,6 +3,7 @@ engine; a short rush and a rush with faults run as `make flash-sale` does, on a 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -181,3 +182,84 @@ def test_flash_sale_rush_with_faults_oversells_and_loses_nothing(
     run = rush(monkeypatch, inject=flash_sale.inject_faults)
     assert run.fault_hits > 0
     assert_rules(run)
+
+
+# ------------------------------------------- the flash sale's oracle: what "false sold out" counts
+
+
+def moto_show_table() -> Any:
+    """ShowTickets as moto holds it now, looked up without moto's lock (as the flash sale's oracle
+    once did)."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table("ShowTickets")
+
+
+def test_flash_sale_oracle_counts_no_ticket_of_a_cancelled_drain(
+    purchase_stack: PurchaseStack, faults: None
+) -> None:
+    # GIVEN a show's last ticket in the first of its two buckets
+    purchase_stack.add_show(SHOW, 1, buckets=2)
+    assert purchase_stack.bucket_levels(SHOW) == (1, 0)
+    answers: dict[str, str] = {}
+    looked_up: list[Any] = []
+
+    def while_ana_drains() -> None:
+        # Ana, asking for 2, found the bucket short and is about to move its ticket to the pool.
+        # Bob buys that ticket first; Carl then hears sold out, rightly: the show has none. The
+        # oracle as it stood looked the table up after Carl's answer and read it once it had
+        # moto's lock, which Ana's drain, cancelled by its condition, took first.
+        answers["bob"] = buy("bob", 1)
+        answers["carl"] = buy("carl", 1)
+        looked_up.append(moto_show_table())
+
+    # WHEN Ana's drain runs after that (the engine's hook stops it just before)
+    ENGINE.inject(Fault("TransactWriteItems", table="ShowTickets", hook=while_ana_drains, times=1))
+    answers["ana"] = buy("ana", 2)
+
+    # THEN the sale is right: one ticket sold, to Bob, and no ticket anywhere
+    assert answers == {"bob": "PurchaseCompleted", "carl": "SoldOut", "ana": "SoldOut"}
+    assert purchase_stack.tickets_left(SHOW) == 0 and purchase_stack.tickets_sold(SHOW) == 1
+    # but the table looked up before the drain is the one moto discarded when it cancelled it,
+    # with the drain's write to the pool and not its bucket's: a ticket that never existed, which
+    # made Carl's rightful sold out count as false
+    (stale,) = looked_up
+    assert stale is not moto_show_table()
+    assert flash_sale.show_levels(stale, SHOW) == [1, 0, 0]
+    # The oracle now looks the table up under moto's lock, and reads what is there.
+    assert flash_sale.tickets_left(SHOW) == (0, 0)
+
+
+def without_draining_round(definition: str) -> str:
+    """The ASL with the bucket walk's draining round taken out: a buyer who finds every bucket
+    short goes straight to the pool, so leftovers spread over buckets are never gathered."""
+    asl = json.loads(definition)
+    walk = asl["States"]["IsEveryBucketTried"]
+    walk["Choices"] = [
+        choice for choice in walk["Choices"] if choice["Next"] != "StartDrainingRound"
+    ]
+    return json.dumps(asl)
+
+
+@pytest.mark.parametrize(("definition", "false_sold_outs"), [("as is", 0), ("no drain", 1)])
+def test_flash_sale_oracle_counts_a_false_sold_out_it_is_shown(
+    monkeypatch: pytest.MonkeyPatch, definition: str, false_sold_outs: int
+) -> None:
+    # GIVEN 12 tickets in 2 buckets (6 and 6), and one buyer of 1 in the rush; then, as every
+    # run ends, a buyer of 10 (no bucket has 10, the show 11), then buyers of 1 until sold out
+    monkeypatch.setattr(flash_sale, "SCALE", RUSH_SCALE)
+    if definition == "no drain":
+        # the control: a walk that never drains, which tells the buyer of 10 sold out
+        scaled = flash_sale.scaled_definition
+        monkeypatch.setattr(
+            flash_sale, "scaled_definition", lambda text: without_draining_round(scaled(text))
+        )
+
+    # WHEN the flash sale runs them
+    run = flash_sale.run_sale("test", stock=12, buckets=2, buyers=1, rate_per_s=RUSH_RATE)
+
+    # THEN its oracle counts the false sold out exactly when the sale told one, and fails the run
+    assert run.false_sold_out == false_sold_outs
+    assert run.broken_rules() == ([] if false_sold_outs == 0 else ["false_sold_out=1"])
+    assert run.oversold == 0 and run.lost == 0 and run.left == 0
