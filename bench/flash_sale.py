@@ -461,9 +461,12 @@ def section(runs: Sequence[Run]) -> str:
             f"Written by `make flash-sale` (SCALE = {SCALE:g}: hold window"
             f" {DEFAULT_TRANSACTION_MS * SCALE:g} ms, item ceilings {1000 / SCALE:g} WCU and"
             f" {3000 / SCALE:g} RCU a second; figures below at DynamoDB's scale). One item's"
-            f" ceiling is {ceiling:.1f} sales a second. The bucketed show has"
+            f" ceiling is {ceiling:.1f} sales a second. A bucketed show needs"
             f" N = ceil(rate x {DEFAULT_TRANSACTION_MS:g} ms x {SAFETY:g}) buckets"
-            " (docs/design.md, A hot show).",
+            " (docs/design.md, A hot show); the sweep runs that N at each rate, and 44 at half"
+            " the target rate (issue 21's run). Rerun it with `make flash-sale` (about 25"
+            " minutes on two cores), one combination with `make flash-sale STOCK= BUYERS= RATE="
+            " BUCKETS=` (printed, not written here).",
             "",
             f"**Target: a bucketed show sells {TARGET_TICKETS_PER_S:,} tickets a second or more**"
             f" with every rule holding: {bucketed.tickets_per_s:,.0f} tickets"
