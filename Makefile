@@ -70,9 +70,11 @@ bench: $(VENV)/.installed
 	$(BIN)/python -m bench
 
 # A hot show's rush on the contention model, one show in one item against one in buckets; writes
-# its section of BENCHMARKS.md. STOCK=, BUYERS=, RATE= (buyers a second) set the bucketed run.
+# its section of BENCHMARKS.md and fails if any run broke a rule. STOCK=, BUYERS=, RATE= (buyers a
+# second), BUCKETS= run one combination instead, printed only.
 flash-sale: $(VENV)/.installed
-	$(BIN)/python -m bench.flash_sale --stock "$$STOCK" --buyers "$$BUYERS" --rate "$$RATE"
+	$(BIN)/python -m bench.flash_sale --stock "$$STOCK" --buyers "$$BUYERS" --rate "$$RATE" \
+		--buckets "$$BUCKETS"
 
 # Concurrency, faults, hostile input and the card number scan; writes RELIABILITY.md.
 reliability: $(VENV)/.installed
