@@ -263,3 +263,28 @@ def test_flash_sale_oracle_counts_a_false_sold_out_it_is_shown(
     assert run.false_sold_out == false_sold_outs
     assert run.broken_rules() == ([] if false_sold_outs == 0 else ["false_sold_out=1"])
     assert run.oversold == 0 and run.lost == 0 and run.left == 0
+
+
+def test_flash_sale_fails_when_any_run_breaks_a_rule(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN a sweep whose first run kept every rule and whose second told a false sold out
+    def run(label: str, false_sold_out: int) -> flash_sale.Run:
+        return flash_sale.Run(
+            label, 4, 8, 20, 400.0, sold=8, sales=5, sold_out=15, errors=0, errors_while_stock=0,
+            false_sold_out=false_sold_out, recorded=8, left=0, negative_items=0, rush_sales=5,
+            selling_s=1.0,
+        )  # fmt: skip
+
+    monkeypatch.setattr(flash_sale, "sweep", lambda _: [run("kept", 0), run("broke", 1)])
+
+    # WHEN make flash-sale runs one combination THEN it exits non-zero, and its last lines give
+    # every run's counts and name the run that broke the rule
+    assert flash_sale.main(["--stock", "8"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    runs = [line.split(":")[0] for line in lines[:2]]
+    assert runs == [
+        f"{label} at 400/s, 8 tickets (2 a bucket), 20 buyers" for label in ("kept", "broke")
+    ]
+    assert lines[2] == "RULE BROKEN: broke at 400/s: false_sold_out=1"
+    assert lines[3] == "flash-sale: 2 runs, 1 broke a rule (oversold=0, false_sold_out=1)"
