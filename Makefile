@@ -79,9 +79,14 @@ reliability: $(VENV)/.installed
 	RELIABILITY_REPORT=RELIABILITY.md $(BIN)/pytest -q tests/integration/test_reliability.py \
 		tests/integration/test_purchase_faults.py tests/integration/test_purchase_fuzz.py
 
-build: $(SAM_VENV)/.installed
-	$(OFFLINE_AWS) $(SAM) build
+# sam build runs pip with a Python 3.13, the functions' runtime: tools/python313.sh finds one
+# (PYTHON313=/path/to/python3.13, else the PATH, else pyenv's installed versions, active or not),
+# puts it first on sam's PATH, or says in one line how to get one. Then what it built is inspected.
+build: $(SAM_VENV)/.installed $(VENV)/.installed
+	$(OFFLINE_AWS) tools/python313.sh $(SAM) build
+	INSPECT_BUILD=required $(BIN)/pytest -q tests/artifacts
 
+# Deploys what `make build` just built and inspected, with the same Python 3.13.
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
 
