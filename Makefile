@@ -49,12 +49,12 @@ local: $(VENV)/.installed
 	$(BIN)/python -m offline
 
 # Create or update a show in the catalog and ShowTickets (docs/catalog.md):
-#   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [BUCKETS=16] [STACK=ticketera]
+#   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [BUCKETS=16] [MAX_PER_BUYER=4] [STACK=ticketera]
 # Without STACK it writes to `make local` (DATABASE_URL: the catalog URL its banner prints).
 show: $(VENV)/.installed
 	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show \
 		--name "$$NAME" --price "$$PRICE" --tickets "$$TICKETS" --buckets "$$BUCKETS" \
-		--stack "$$STACK"
+		--max-per-buyer "$$MAX_PER_BUYER" --stack "$$STACK"
 
 # What a show has left to sell, bucket by bucket, and what it sold: make show-availability NAME=...
 show-availability: $(VENV)/.installed

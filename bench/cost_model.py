@@ -302,27 +302,35 @@ def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
 @dataclass(frozen=True)
 class Outcome:
     """Which way an execution goes: the error each failing task ends with (a Catch must handle
-    it) and the state each Choice picks (one of its targets). Every task not named succeeds."""
+    it) and the state each Choice picks (one of its targets; a Choice entered more than once, a
+    tuple of its picks in order). Every task not named succeeds."""
 
     name: str
     task_errors: Mapping[str, str] = field(default_factory=dict)
-    choices: Mapping[str, str] = field(default_factory=dict)
+    choices: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
 
 
+# IsShowKnown is entered before the claim (a known show: claim it) and after it.
 # A sale of a one-item show: every show with N = 1 bucket.
-SALE = Outcome("sale", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SellTickets"})
+SALE = Outcome(
+    "sale",
+    choices={"IsShowKnown": ("ClaimExecution", "ReadStockLevel"), "IsSoldOut": "SellTickets"},
+)
 # A sale of a bucketed show (docs/design.md, A hot show) whose first bucket drawn has enough.
 BUCKET_SALE = Outcome(
     "sale from a bucket",
     choices={
-        "IsShowKnown": "PickBucket",
+        "IsShowKnown": ("ClaimExecution", "PickBucket"),
         "WrapBucket": "CheckBucket",
         "IsBucketReadable": "ReadBucketLevel",
         "IsBucketEnough": "SellTickets",
     },
 )
 # A sold-out buyer is answered from the stock read, without a transaction.
-SOLD_OUT = Outcome("sold out", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"})
+SOLD_OUT = Outcome(
+    "sold out",
+    choices={"IsShowKnown": ("ClaimExecution", "ReadStockLevel"), "IsSoldOut": "SoldOut"},
+)
 OUTCOMES = (SALE, BUCKET_SALE, SOLD_OUT)
 
 
@@ -363,6 +371,10 @@ def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> Executi
     name = machine.definition["StartAt"]
     visits: list[StateVisit] = []
     unused = set(outcome.task_errors) | set(outcome.choices)
+    picks = {
+        state: [targets] if isinstance(targets, str) else list(targets)
+        for state, targets in outcome.choices.items()
+    }
     while name is not None:
         if len(visits) > len(states) * 10:
             raise CostModelError(f"{outcome.name}: the walk loops ({name} again and again)")
@@ -375,7 +387,7 @@ def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> Executi
             write_units, read_units = _request_units(state, error, prices)
             next_name = _catch_target(name, state, error) if error else _next(state)
         elif kind == "Choice":
-            next_name = _choice_target(name, state, outcome)
+            next_name = _choice_target(name, state, outcome.name, picks)
         elif kind in ("Pass", "Wait"):
             next_name = _next(state)
         elif kind in ("Succeed", "Fail"):
@@ -402,10 +414,13 @@ def _catch_target(name: str, state: Mapping[str, Any], error: str) -> str:
     raise CostModelError(f"state {name}: no Catch handles {error}")
 
 
-def _choice_target(name: str, state: Mapping[str, Any], outcome: Outcome) -> str:
-    if name not in outcome.choices:
-        raise CostModelError(f"{outcome.name}: the outcome does not say which way {name} goes")
-    target = outcome.choices[name]
+def _choice_target(
+    name: str, state: Mapping[str, Any], outcome: str, picks: dict[str, list[str]]
+) -> str:
+    if not picks.get(name):
+        raise CostModelError(f"{outcome}: the outcome does not say which way {name} goes")
+    # The last pick holds for any later entry (a Choice a loop enters again).
+    target = picks[name].pop(0) if len(picks[name]) > 1 else picks[name][0]
     targets = {choice["Next"] for choice in state["Choices"]} | {state.get("Default")}
     if target not in targets:
         raise CostModelError(f"state {name}: {target} is not one of its targets {targets}")

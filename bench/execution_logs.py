@@ -68,6 +68,8 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     body = json.loads(event["body"])
     quantity, show_id = int(body.get("quantity", 1)), str(body["showId"])
     machine, prices = cm.load_state_machine(template), cm.load_prices()
+    # Shows as `make show` writes them: each with its own per-buyer cap.
+    cap = str(template["Parameters"]["MaxTicketsPerBuyer"]["Default"])
     runs = {}
     with offline_purchase_stack(template) as (dynamodb, stepfunctions, machine_arn):
         for outcome, tickets, expected_status in (
@@ -77,11 +79,15 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
         ):
             if tickets is None:
                 spec = ShowSpec(show_id, Decimal(50), BUCKETED_TICKETS)
-                show.set_stock(dynamodb, show.LOCAL_TABLES, spec, BUCKETS)
+                show.set_stock(dynamodb, show.LOCAL_TABLES, spec, BUCKETS, int(cap))
             else:
                 dynamodb.put_item(
                     TableName="ShowTickets",
-                    Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
+                    Item={
+                        "showId": {"S": show_id},
+                        "ticketsAvailable": {"N": str(tickets)},
+                        "maxPerBuyer": {"N": cap},
+                    },
                 )
             walked = [visit.name for visit in cm.walk(machine, outcome, prices).visits]
             for _ in range(ATTEMPTS):

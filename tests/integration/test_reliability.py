@@ -30,11 +30,11 @@ from typing import Any
 import boto3
 import pytest
 
+from card_numbers import find_card_numbers
 from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
 from offline.local_stack import connect_catalog
 from tests import reliability
 from tests.local_stack_process import RunningStack, ports
-from tests.pan_scan import find_card_numbers
 from tools import show as show_command
 
 VISA = "4111 1111 1111 1111"
