@@ -27,6 +27,9 @@ HEADER = "idempotency-key"
 RECORD_SECONDS = 24 * 3600
 _VISIBLE_ASCII = frozenset(chr(code) for code in range(0x21, 0x7F))
 _MAX_KEY_LENGTH = 128
+# What the record is keyed on: a JMESPath list, which Powertools digests as JSON, where no
+# separator can be forged.
+RECORD_KEY_JMESPATH = "[buyer, key]"
 
 # Sells `sale` as the attempt of an Idempotency-Key (the user's key, None without one).
 Sell = Callable[[Sale, str | None], SaleResult]
@@ -79,8 +82,7 @@ def _once(sell: Sell) -> tuple[Any, Callable[..., SaleResult]]:
     )
 
     config = IdempotencyConfig(
-        # A JMESPath list: Powertools digests it as JSON, where no separator can be forged.
-        event_key_jmespath="[buyer, key]",
+        event_key_jmespath=RECORD_KEY_JMESPATH,
         payload_validation_jmespath="request",
         expires_after_seconds=RECORD_SECONDS,
         response_hook=_replayed,

@@ -7,7 +7,14 @@ import unicodedata
 
 import pytest
 
-from purchase_request import InvalidRequestError, PurchaseRequest, parse_purchase
+from purchase_request import (
+    BuyerMismatchError,
+    InvalidRequestError,
+    PurchaseRequest,
+    UnauthorizedError,
+    parse_buyer,
+    parse_purchase,
+)
 
 VALID = {"userId": "ana", "showId": "Rock", "cardNumber": "4111111111111111", "quantity": 3}
 
@@ -122,3 +129,60 @@ def test_parse_purchase_body_not_utf8_is_an_invalid_request(body: bytes) -> None
 def test_parse_purchase_utf8_bytes_are_read_like_text() -> None:
     body = json.dumps({**VALID, "userId": "José"}).encode()
     assert parse_purchase(body, None).user_id == "José"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("userId", "4111 1111 1111 1111"),
+        ("userId", "fan 5555-5555-5555-4444"),
+        ("showId", "Rock 4111111111111111"),
+        ("userId", "ana\u202e"),  # right-to-left override
+        ("showId", "Rock\u200b"),  # zero width space
+        ("showId", "Big#3"),  # a bucket's key
+        ("showId", "s" * 256),  # past the catalog's 255 characters
+    ],
+)
+def test_parse_purchase_id_that_could_alias_or_leak_is_refused_without_echo(
+    field: str, value: str
+) -> None:
+    # GIVEN an id holding a card number, a format character, `#` or too many characters
+    body = json.dumps({**VALID, field: value})
+    # WHEN parsed THEN that field is refused, and no message quotes the value
+    with pytest.raises(InvalidRequestError) as raised:
+        parse_purchase(body, None)
+    assert [error.field for error in raised.value.errors] == [field]
+    assert value not in str([error.message for error in raised.value.errors])
+
+
+def test_parse_purchase_signed_in_buyer_needs_no_user_id() -> None:
+    body = {key: value for key, value in VALID.items() if key != "userId"}
+    assert parse_purchase(json.dumps(body), "sub-123").user_id == "sub-123"
+
+
+def test_parse_purchase_signed_in_buyer_may_repeat_their_own_user_id() -> None:
+    assert parse_purchase(json.dumps({**VALID, "userId": "sub-123"}), "sub-123").user_id == (
+        "sub-123"
+    )
+
+
+@pytest.mark.parametrize("user_id", ["mallory", "", 42, None])
+def test_parse_purchase_user_id_of_another_buyer_is_refused(user_id: object) -> None:
+    with pytest.raises(BuyerMismatchError):
+        parse_purchase(json.dumps({**VALID, "userId": user_id}), "sub-123")
+
+
+def test_parse_buyer_is_the_tokens_subject() -> None:
+    assert parse_buyer({"sub": "7d3f-uuid", "client_id": "app"}) == "7d3f-uuid"
+
+
+@pytest.mark.parametrize("claims", [None, {}, {"sub": ""}, {"sub": 7}, {"client_id": "app"}])
+def test_parse_buyer_without_a_subject_is_unauthorized(claims: dict[str, object] | None) -> None:
+    with pytest.raises(UnauthorizedError):
+        parse_buyer(claims)
+
+
+@pytest.mark.parametrize("subject", ["s" * 129, "ana\u200b", "ana\n"])
+def test_parse_buyer_subject_no_table_can_key_on_is_an_invalid_request(subject: str) -> None:
+    with pytest.raises(InvalidRequestError):
+        parse_buyer({"sub": subject})
