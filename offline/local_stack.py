@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -414,18 +415,31 @@ class LocalStack:
         if page == buyer_tokens.JWKS_PATH:
             return _json_response(self.issuer.jwks())
         if page == buyer_tokens.TOKEN_PATH and request.method == "POST":
-            subject = request.form.get("sub", "")
-            if not 0 < len(subject) <= buyer_tokens.SUBJECT_MAX:
-                message = f"sub must be 1-{buyer_tokens.SUBJECT_MAX} characters"
-                return _json_response({"error": "invalid_request", "message": message}, 400)
-            return _json_response(
-                {
-                    "access_token": self.issuer.token(subject),
-                    "token_type": "Bearer",
-                    "expires_in": buyer_tokens.TOKEN_LIFETIME_SECONDS,
-                }
-            )
+            return self._token_answer(self.issuer, request.form)
         return Response("Not found.", status=404, content_type="text/plain")
+
+    @staticmethod
+    def _token_answer(issuer: buyer_tokens.LocalIssuer, form: Mapping[str, str]) -> Response:
+        """A token for `sub`. To try the authorizer's refusals, `expires_in` (seconds, 0 or less:
+        already expired), `nbf_in` (seconds until it is valid) and `aud` make tokens it refuses."""
+        subject = form.get("sub", "")
+        if not 0 < len(subject) <= buyer_tokens.SUBJECT_MAX:
+            message = f"sub must be 1-{buyer_tokens.SUBJECT_MAX} characters"
+            return _json_response({"error": "invalid_request", "message": message}, 400)
+        try:
+            lifetime = int(form.get("expires_in", buyer_tokens.TOKEN_LIFETIME_SECONDS))
+            not_before_in = int(form.get("nbf_in", 0))
+        except ValueError:
+            message = "expires_in and nbf_in are whole numbers of seconds"
+            return _json_response({"error": "invalid_request", "message": message}, 400)
+        now = time.time()
+        extra: dict[str, Any] = {"nbf": int(now) + not_before_in} if not_before_in else {}
+        if "aud" in form:
+            extra["aud"] = form["aud"]
+        token = issuer.token(subject, now=now, lifetime_seconds=lifetime, extra_claims=extra)
+        return _json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
+        )
 
     def _serve_http_api(self, app: HttpApi) -> None:
         server: BaseWSGIServer = make_server(HOST, self.config.api_port, app, threaded=True)

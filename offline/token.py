@@ -16,9 +16,11 @@ import urllib.request
 from offline.buyer_tokens import ISSUER_PATH, TOKEN_PATH
 
 
-def fetch_token(subject: str, api_port: str) -> str:
+def fetch_token(subject: str, api_port: str, **refusable: str) -> str:
+    """A token of the stack on `api_port`; `refusable` (expires_in, nbf_in, aud) asks for one
+    its authorizer refuses."""
     url = f"http://127.0.0.1:{api_port}{ISSUER_PATH}{TOKEN_PATH}"
-    data = urllib.parse.urlencode({"sub": subject}).encode()
+    data = urllib.parse.urlencode({"sub": subject, **refusable}).encode()
     with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as answer:
         return str(json.loads(answer.read())["access_token"])
 
