@@ -28,7 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = ROOT / "openapi.yaml"
 OPERATION_POINTER = "/paths/~1purchases/post"
 # Answered by API Gateway before the function runs: not the handler's to produce.
-GATEWAY_STATUSES = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.TOO_MANY_REQUESTS}
+GATEWAY_STATUSES = {
+    HTTPStatus.UNAUTHORIZED,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    HTTPStatus.TOO_MANY_REQUESTS,
+}
 # The base of every JSON pointer into the document, for $ref resolution.
 DOCUMENT_URI = "urn:ticketera:openapi"
 
@@ -111,7 +115,11 @@ def test_openapi_messages_are_exactly_the_handlers() -> None:
 
 def test_openapi_gateway_answers_are_api_gateways_own_texts() -> None:
     gateway = {pair for pair in documented_messages(DOCUMENT) if pair[0] in GATEWAY_STATUSES}
-    assert gateway == {(413, "Request Entity Too Large"), (429, "Too Many Requests")}
+    assert gateway == {
+        (401, "Unauthorized"),
+        (413, "Request Entity Too Large"),
+        (429, "Too Many Requests"),
+    }
 
 
 def test_openapi_messages_match_the_readme_api_table() -> None:
