@@ -736,9 +736,25 @@ def idle_monthly_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[
             items.append(MonthlyItem(logical_id, IDLE_BILLED_TYPES[kind], None))
         elif kind == "AWS::Serverless::Function" and properties.get("ProvisionedConcurrencyConfig"):
             items.append(MonthlyItem(logical_id, "provisioned concurrency: billed per hour", None))
+        elif kind == "AWS::Cognito::UserPool":
+            items.append(_user_pool_idle_cost(logical_id, properties, prices))
         elif kind == "AWS::DynamoDB::Table" and properties.get("BillingMode") != "PAY_PER_REQUEST":
             items.append(MonthlyItem(logical_id, "provisioned capacity: billed per hour", None))
     return tuple(items)
+
+
+def _user_pool_idle_cost(
+    logical_id: str, properties: Mapping[str, Any], prices: PriceTable
+) -> MonthlyItem:
+    """A user pool bills per monthly active user only: nothing idle, on the tier the model
+    prices (Lite); another tier is listed unpriced."""
+    tier = str(properties.get("UserPoolTier", "ESSENTIALS"))
+    if tier != "LITE":
+        return MonthlyItem(logical_id, f"{tier} tier: billed per monthly active user", None)
+    free = prices.rule("cognito_free_mau_per_month")
+    return MonthlyItem(
+        logical_id, f"Lite tier: per monthly active user beyond {free:,.0f} a month", 0.0
+    )
 
 
 def pause_blockers(deployed: Mapping[str, Any], cluster_id: str) -> list[str]:

@@ -20,7 +20,8 @@ import boto3
 from bench import cost_model as cm
 from offline import cfn_template, moto_server
 
-SAMPLE_EVENT = "purchase_visa"
+# As deployed: a buyer signed in with a token (BuyerAuth's default).
+SAMPLE_EVENT = "purchase_signed_in"
 # The offline account, on top of the function's variables from the template: fake credentials,
 # so that nothing can reach AWS.
 OFFLINE_ENVIRONMENT = {
@@ -125,7 +126,8 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
 def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]]:
     """moto running the template's tables and state machine, the purchase function's code
     importable as the Lambda runtime makes it; environment restored afterwards."""
-    function = cfn_template.function(template, cm.api_function(template)[0], unresolved="")
+    deployed = cfn_template.as_deployed(template)
+    function = cfn_template.function(deployed, cm.api_function(template)[0], unresolved="")
     for folder in (function.code_dir, *function.layer_dirs):
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))

@@ -35,6 +35,12 @@ ROWS = [
     ("dropped_repeats", "concurrent repeats of one Idempotency-Key, each connection dropped"),
     ("dropped_sales", "sales those repeats made"),
     ("faults_survived", "faults injected in the workflow with every sale rule holding afterwards"),
+    (
+        "refused_token_requests",
+        "purchases sent with no token, or an expired, forged or wrong-audience one",
+    ),
+    ("refused_token_sales", "of those, sales made (counted from the tables)"),
+    ("refused_token_writes", "of those, items written to any table"),
     ("fuzz_cases", "hostile requests tried against POST /purchases"),
     ("fuzz_server_errors", "of those, answered 500 or with a stack trace"),
     (
@@ -78,8 +84,9 @@ def write_report(path: Path, passed: bool) -> None:
         "Reproduce with `make reliability` (it runs the tests below and rewrites this file):",
         "`tests/integration/test_reliability.py` (concurrency on the local stack at two hold",
         "windows, the naive control, the card number scan),",
-        "`tests/integration/test_purchase_faults.py` (faults at every step) and",
-        "`tests/integration/test_purchase_fuzz.py` (hostile input).",
+        "`tests/integration/test_purchase_faults.py` (faults at every step),",
+        "`tests/integration/test_purchase_fuzz.py` (hostile input) and",
+        "`tests/integration/test_buyer_auth.py` (requests without a valid token).",
         "",
     ]
     path.write_text("\n".join(lines), encoding="utf-8")

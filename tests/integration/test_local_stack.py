@@ -21,6 +21,7 @@ import pytest
 
 from offline.local_stack import connect_catalog
 from offline.mariadb_server import free_port
+from offline.token import fetch_token
 from tests.integration.conftest import Server
 from tests.local_stack_process import ROOT, RunningStack, ports
 
@@ -32,8 +33,13 @@ VISA = "4111 1111 1111 1111"
 
 
 def post(body: Any, path: str = "/purchases", api: str = API) -> tuple[int, dict[str, Any]]:
+    """POST as a buyer would: with a token of the stack's issuer for the body's userId."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(f"{api}{path}", data=data, method="POST")
+    buyer = body.get("userId") if isinstance(body, dict) else None
+    token = fetch_token(buyer if isinstance(buyer, str) else "u", api.rsplit(":", 1)[1])
+    request = urllib.request.Request(
+        f"{api}{path}", data=data, method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -94,9 +100,19 @@ def test_local_stack_readme_quick_start_commands_work_as_printed(
     section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     curls = [line for line in section.splitlines() if line.startswith("curl ")]
     assert len(curls) == 2
-    # WHEN each curl runs exactly as printed
+    # WHEN each curl runs exactly as printed, with the token the block's first line gets
+    (get_token,) = [line for line in section.splitlines() if line.startswith("export TOKEN=")]
     answers = [
-        json.loads(subprocess.run(c, shell=True, capture_output=True, text=True, check=True).stdout)
+        json.loads(
+            subprocess.run(
+                f"{get_token} && {c}",
+                shell=True,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            ).stdout
+        )
         for c in curls
     ]
     # THEN one sells and one is sold out, and the banner printed the same commands
@@ -104,7 +120,7 @@ def test_local_stack_readme_quick_start_commands_work_as_printed(
         "Purchase completed.",
         "Tickets are sold out or purchase already processed.",
     ]
-    assert all(curl in local_stack.text for curl in curls)
+    assert all(line in local_stack.text for line in (get_token, *curls))
 
 
 def test_local_stack_seed_scenarios_over_http(local_stack: RunningStack) -> None:
@@ -308,7 +324,13 @@ def test_local_stack_on_mysql_stores_flyers_answers_500_and_stops_cleanly(
         json.dumps([{"name": "Café del Mar 🎸", "ticketPrice": 12.5, "ticketsAvailable": 3}]),
         encoding="utf-8",
     )
-    env = {**ports(), "DATABASE_URL": mysql_server.url(database), "SHOWS_FILE": str(shows)}
+    env = {
+        **ports(),
+        "DATABASE_URL": mysql_server.url(database),
+        "SHOWS_FILE": str(shows),
+        # About the catalog and the workflow, not the buyer: the seed's anonymous contract.
+        "BUYER_AUTH": "none",
+    }
     stack = RunningStack(env)
     try:
         stack.wait_ready()

@@ -129,6 +129,8 @@ def stack(
         "SHOWS_FILE": str(shows),
         "LOCAL_LAMBDA_CONCURRENCY": "8",
         "LOCAL_DYNAMODB_TRANSACTION_MS": f"{window_ms:g}",
+        # About the sale under contention, not the buyer (tests/integration/test_buyer_auth.py).
+        "BUYER_AUTH": "none",
     }
     process = RunningStack(env)
     process.wait_ready()

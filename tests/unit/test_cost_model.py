@@ -227,6 +227,7 @@ def test_cost_model_idle_rds_catalog_is_the_instance_and_its_storage() -> None:
     # WHEN its idle bill is computed THEN only the instance and its storage bill
     items = cost_model.idle_monthly_cost(deployed, PRICES)
     assert [item.label for item in items] == [
+        "BuyerUserPool",
         "Database: db.t4g.micro (mysql)",
         "Database: storage",
     ]
@@ -241,8 +242,10 @@ def test_cost_model_idle_default_catalog_pauses_and_bills_storage_only() -> None
     # WHEN its idle bill is computed
     items = cost_model.idle_monthly_cost(deployed, PRICES)
 
-    # THEN the cluster bills no capacity while paused, only its storage: within the target
+    # THEN the buyers' user pool bills nothing without buyers, and the cluster no capacity
+    # while paused, only its storage: within the target
     assert [(item.label, item.usd) for item in items] == [
+        ("BuyerUserPool", 0.0),
         ("AuroraCatalog: capacity (Serverless v2)", 0.0),
         ("AuroraCatalog: storage", pytest.approx(0.10)),
     ]
@@ -375,3 +378,19 @@ def test_prices_every_line_is_dated_and_sourced() -> None:
         datetime.date.fromisoformat(line.as_of)
         assert line.source.startswith("https://"), line.key
         assert line.value > 0 and math.isfinite(line.value), line.key
+
+
+def test_cost_model_user_pool_bills_per_active_user_only_and_only_lite_is_priced() -> None:
+    # GIVEN the buyers' user pool as the template declares it (Lite tier)
+    pool = TEMPLATE["Resources"]["BuyerUserPool"]["Properties"]
+    (item,) = cost_model.idle_monthly_cost(
+        {"Resources": {"Pool": {"Type": "AWS::Cognito::UserPool", "Properties": pool}}}, PRICES
+    )
+    # THEN idle it bills nothing; another tier is listed as unpriced, not as free
+    assert (item.usd, "beyond 10,000" in item.detail) == (0.0, True)
+    essentials = {**pool, "UserPoolTier": "ESSENTIALS"}
+    (item,) = cost_model.idle_monthly_cost(
+        {"Resources": {"Pool": {"Type": "AWS::Cognito::UserPool", "Properties": essentials}}},
+        PRICES,
+    )
+    assert item.usd is None

@@ -290,3 +290,97 @@ def test_template_show_catalog_function_needs_no_permission_beyond_its_vpc() -> 
     outputs = TEMPLATE["Outputs"]
     assert outputs["ShowCatalogFunctionName"]["Value"] == {"Ref": "ShowCatalogFunction"}
     assert {"ShowTicketsTableName", "TicketSalesTableName"} <= set(outputs)
+
+
+# ------------------------------------------------------------------- buyer identity
+
+BUYER_AUTH_CHOICES = TEMPLATE["Parameters"]["BuyerAuth"]["AllowedValues"]
+NO_VALUE = {"Ref": "AWS::NoValue"}
+COGNITO_TYPES = {"AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient"}
+
+
+def with_buyer_auth(choice: str) -> dict[str, Any]:
+    return cfn_template.as_deployed(TEMPLATE, {"BuyerAuth": choice})
+
+
+def purchase_route_security(template: dict[str, Any]) -> Any:
+    body = template["Resources"]["PurchaseApi"]["Properties"]["DefinitionBody"]
+    return body["paths"]["/purchases"]["post"].get("security", NO_VALUE)
+
+
+def jwt_authorizer(template: dict[str, Any]) -> dict[str, Any]:
+    body = template["Resources"]["PurchaseApi"]["Properties"]["DefinitionBody"]
+    scheme = body["components"]["securitySchemes"]["BuyerToken"]
+    authorizer: dict[str, Any] = scheme["x-amazon-apigateway-authorizer"]
+    return authorizer
+
+
+def purchase_buyer_auth(template: dict[str, Any]) -> Any:
+    return template["Resources"]["PurchaseFunction"]["Properties"]["Environment"]["Variables"][
+        "BUYER_AUTH"
+    ]
+
+
+def test_template_buyer_auth_defaults_to_cognito_with_oidc_and_none_the_others() -> None:
+    assert TEMPLATE["Parameters"]["BuyerAuth"]["Default"] == "cognito"
+    assert set(BUYER_AUTH_CHOICES) == {"cognito", "oidc", "none"}
+
+
+def test_template_cognito_buyer_auth_trusts_the_stacks_own_user_pool_and_client() -> None:
+    # GIVEN the template as deployed by default
+    template = with_buyer_auth("cognito")
+    resources = template["Resources"]
+    # THEN the purchase route needs a token of the stack's pool, for its app client
+    assert purchase_route_security(template) == [{"BuyerToken": []}]
+    authorizer = jwt_authorizer(template)
+    assert authorizer["type"] == "jwt"
+    # The offline stack reads the same header: offline/http_api.py
+    assert authorizer["identitySource"] == "$request.header.Authorization"
+    issuer = authorizer["jwtConfiguration"]["issuer"]["Fn::Sub"]
+    assert issuer == "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${BuyerUserPool}"
+    assert authorizer["jwtConfiguration"]["audience"] == [{"Ref": "BuyerAppClient"}]
+    assert purchase_buyer_auth(template) == "jwt"
+    # AND the pool is on the Lite tier (nothing idle), its client public, CLI sign-in allowed
+    pool = resources["BuyerUserPool"]["Properties"]
+    assert pool["UserPoolTier"] == "LITE"
+    client = resources["BuyerAppClient"]["Properties"]
+    assert client["GenerateSecret"] is False
+    assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
+    assert not any("ADMIN" in flow for flow in client["ExplicitAuthFlows"])
+    # AND the outputs give a buyer what the README's sign-up needs
+    outputs = template["Outputs"]
+    assert outputs["BuyerUserPoolId"]["Value"] == {"Ref": "BuyerUserPool"}
+    assert outputs["BuyerAppClientId"]["Value"] == {"Ref": "BuyerAppClient"}
+    assert outputs["BuyerTokenIssuerUrl"]["Value"]["Fn::Sub"] == issuer
+
+
+def test_template_oidc_buyer_auth_trusts_the_operators_issuer_and_creates_no_pool() -> None:
+    template = with_buyer_auth("oidc")
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert not types & COGNITO_TYPES
+    assert purchase_route_security(template) == [{"BuyerToken": []}]
+    configuration = jwt_authorizer(template)["jwtConfiguration"]
+    assert configuration["issuer"] == {"Ref": "BuyerTokenIssuer"}
+    assert configuration["audience"] == [{"Ref": "BuyerTokenAudience"}]
+    assert purchase_buyer_auth(template) == "jwt"
+    assert template["Outputs"]["BuyerTokenIssuerUrl"]["Value"] == {"Ref": "BuyerTokenIssuer"}
+    assert not {"BuyerUserPoolId", "BuyerAppClientId"} & set(template["Outputs"])
+    # AND a deployment without the issuer or the audience is refused before anything is created
+    (assertion,) = TEMPLATE["Rules"]["OidcNeedsIssuerAndAudience"]["Assertions"]
+    assert TEMPLATE["Rules"]["OidcNeedsIssuerAndAudience"]["RuleCondition"] == {
+        "Fn::Equals": [{"Ref": "BuyerAuth"}, "oidc"]
+    }
+    assert references(assertion["Assert"]) == {"BuyerTokenIssuer", "BuyerTokenAudience"}
+
+
+def test_template_none_buyer_auth_leaves_the_route_anonymous() -> None:
+    template = with_buyer_auth("none")
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert not types & COGNITO_TYPES
+    assert purchase_route_security(template) == NO_VALUE
+    body = template["Resources"]["PurchaseApi"]["Properties"]["DefinitionBody"]
+    assert body["components"] == NO_VALUE
+    assert purchase_buyer_auth(template) == "none"
+    assert not {"BuyerUserPoolId", "BuyerAppClientId", "BuyerTokenIssuerUrl"} & set(
+        template["Outputs"]
+    )
