@@ -66,16 +66,21 @@ class PurchaseStack:
     stepfunctions: Any
     state_machine_arn: str
 
-    def add_show(self, show_id: str, tickets: int, buckets: int = 1) -> None:
-        """A show of `tickets`: in its one item, or spread over `buckets` as `make show` does."""
+    def add_show(
+        self, show_id: str, tickets: int, buckets: int = 1, max_per_buyer: int | None = None
+    ) -> None:
+        """A show of `tickets`: in its one item, or spread over `buckets` as `make show` does;
+        with a per-buyer cap of its own, or (None) the stack's."""
         if buckets == 1:
-            self.dynamodb.put_item(
-                TableName="ShowTickets",
-                Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
-            )
+            item = {"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}}
+            if max_per_buyer is not None:
+                item["maxPerBuyer"] = {"N": str(max_per_buyer)}
+            self.dynamodb.put_item(TableName="ShowTickets", Item=item)
             return
         spec = ShowSpec(show_id, Decimal(10), tickets)
-        show_command.set_stock(self.dynamodb, show_command.LOCAL_TABLES, spec, buckets)
+        show_command.set_stock(
+            self.dynamodb, show_command.LOCAL_TABLES, spec, buckets, max_per_buyer
+        )
 
     def tickets_left(self, show_id: str) -> int:
         """Every ticket the show has left: its item's, or its buckets' and its pool's."""
