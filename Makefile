@@ -57,13 +57,13 @@ token: $(VENV)/.installed
 #   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [BUCKETS=16] [MAX_PER_BUYER=4] [STACK=ticketera]
 # Without STACK it writes to `make local` (DATABASE_URL: the catalog URL its banner prints).
 show: $(VENV)/.installed
-	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show \
+	PYTHONPATH=functions/flyer:layers/card_validation $(BIN)/python -m tools.show \
 		--name "$$NAME" --price "$$PRICE" --tickets "$$TICKETS" --buckets "$$BUCKETS" \
 		--max-per-buyer "$$MAX_PER_BUYER" --stack "$$STACK"
 
 # What a show has left to sell, bucket by bucket, and what it sold: make show-availability NAME=...
 show-availability: $(VENV)/.installed
-	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show --availability \
+	PYTHONPATH=functions/flyer:layers/card_validation $(BIN)/python -m tools.show --availability \
 		--name "$$NAME" --stack "$$STACK"
 
 # Recent executions of the local state machine, or one's trace: make traces EXECUTION=name

@@ -58,9 +58,11 @@ class OfflineRun:
 def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     """A sold-out rejection, a sale, then a sale from a bucket: one buyer, one show, each
     execution checked to have entered the states the cost model walks for it."""
-    flyer_code = str(cfn_template.ROOT / "functions" / "flyer")  # what tools.show imports
-    if flyer_code not in sys.path:
-        sys.path.insert(0, flyer_code)
+    # What tools.show imports: the catalog's code and the card layer that checks show names.
+    for folder in ("functions/flyer", "layers/card_validation"):
+        code = str(cfn_template.ROOT / folder)
+        if code not in sys.path:
+            sys.path.insert(0, code)
     from show_catalog import ShowSpec
     from tests.events import FakeLambdaContext, load_event
     from tools import show

@@ -582,7 +582,8 @@ def _stop_on_signals(stack: LocalStack) -> Iterator[None]:
 
 
 def main() -> int:
-    sys.path[:0] = [str(ROOT / "functions" / "flyer")]
+    # The catalog's code, and the card layer its show names are checked with.
+    sys.path[:0] = [str(ROOT / "functions" / "flyer"), str(ROOT / "layers" / "card_validation")]
     try:
         config = LocalConfig.from_env()
         with LocalStack(config) as stack, _stop_on_signals(stack):
