@@ -208,6 +208,26 @@ def test_handler_unknown_event_warns_counts_and_inserts_nothing(
     assert warning["service"] == "flyer"
 
 
+def test_handler_key_with_dot_segments_refused_with_warning_and_metric(
+    flyer_function: Catalog,
+    lambda_context: Any,
+    flyer_logs: FlyerLogs,
+    flyer_metrics: Metrics,
+) -> None:
+    # GIVEN a flyer uploaded as ../../Rock en el Parque.png, for a show that exists
+    seed(flyer_function)
+    before = flyer_function.rows()
+
+    result = invoke("s3_flyer_dot_segments", lambda_context)
+
+    # THEN nothing is stored: its s3:// URI would resolve to another object
+    assert result == {"skipped": 1}
+    assert flyer_function.rows() == before
+    assert flyer_metrics() == {"FlyerKeyRefused": 1, "FlyerSkipped": 1}
+    [warning] = flyer_logs.warnings()
+    assert warning["message"] == "Refused a flyer key that would alias another object"
+
+
 @pytest.mark.parametrize("event", ["s3_flyer_not_an_image", "s3_flyer_wrong_content_type"])
 def test_handler_record_not_an_image_skipped_with_warning(
     flyer_function: Catalog,
