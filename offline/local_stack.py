@@ -330,6 +330,8 @@ class LocalStack:
 
     def _load_shows(self) -> None:
         dynamodb = self.client("dynamodb")
+        # Each with the stack's per-buyer cap written on it, as `make show` writes a new show.
+        cap = str(self.template["Parameters"]["MaxTicketsPerBuyer"]["Default"])
         for show in self.shows:
             dynamodb.put_item(
                 TableName="ShowTickets",
@@ -337,6 +339,7 @@ class LocalStack:
                     "showId": {"S": show.name},
                     "ticketsAvailable": {"N": str(show.tickets_available)},
                     "ticketPrice": {"N": str(show.ticket_price)},
+                    "maxPerBuyer": {"N": cap},
                 },
             )
         if self.catalog_url is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import socket
 import subprocess
@@ -23,7 +22,7 @@ from offline.local_stack import connect_catalog
 from offline.mariadb_server import free_port
 from offline.token import fetch_token
 from tests.integration.conftest import Server
-from tests.local_stack_process import ROOT, RunningStack, ports
+from tests.local_stack_process import ROOT, RunningStack, ports, stack_environment
 
 API = "http://127.0.0.1:3000"
 AWS = "http://127.0.0.1:4566"
@@ -124,7 +123,8 @@ def test_local_stack_readme_quick_start_commands_work_as_printed(
 
 
 def test_local_stack_seed_scenarios_over_http(local_stack: RunningStack) -> None:
-    user = f"seed-{uuid.uuid4().hex[:8]}"
+    # No `-` in the user id: its claim key is the seed's plain `userId-showId`.
+    user = f"seed{uuid.uuid4().hex[:8]}"
     body = {"userId": user, "showId": SHOW, "cardNumber": VISA}
     before = tickets_left(SHOW)
     # Seed scenario 1, new buyer: no claim yet -> sold
@@ -241,7 +241,7 @@ def test_local_stack_execution_trace_from_the_command_and_the_page(
     ).stdout
     states = re.findall(r"^\s*\d+\. (\w+) \[", trace, re.MULTILINE)
     # A sold-out buyer is answered from the stock check, without a transaction.
-    assert states[:2] == ["ClaimExecution", "CheckStock"]
+    assert states[:3] == ["CheckStock", "IsShowKnown", "ClaimExecution"]
     assert "SellTickets" not in states
     assert states[-2:] == ["MarkExecutionFailed", "PurchaseFailed"]
     assert "FAILED SoldOut" in trace.replace(":", "")
@@ -255,7 +255,7 @@ def run_to_exit(env: dict[str, str]) -> tuple[int, str]:
     result = subprocess.run(
         ["make", "--no-print-directory", "local"],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**stack_environment(), **env},
         capture_output=True,
         text=True,
         timeout=60,
