@@ -422,3 +422,13 @@ def test_deployed_monthly_budget_emails_the_alert_address() -> None:
         assert notification["Subscribers"] == [
             {"SubscriptionType": "EMAIL", "Address": {"Ref": "AlertEmail"}}
         ]
+
+
+def test_template_no_function_or_state_machine_has_policies_sam_would_ignore() -> None:
+    # With a Role of its own, SAM silently drops a resource's Policies: a grant added there
+    # would never reach AWS. Grants go in the resource's <Name>Role.
+    for logical_id, resource in SAM_TEMPLATE["Resources"].items():
+        if resource["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+            properties = resource["Properties"]
+            assert "Role" in properties, logical_id
+            assert "Policies" not in properties, logical_id
