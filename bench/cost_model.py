@@ -30,6 +30,7 @@ TARGET_MONTHLY_AT_10K_SALES = 1.50
 NAIVE_MIN_RATIO = 15.0
 
 HOURS_PER_MONTH = 730
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 MILLION = 1_000_000
 # AWS bills Lambda memory, Express memory and log volume in binary units (128 MB = 0.125 GB).
@@ -734,6 +735,10 @@ def idle_monthly_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[
             continue  # gateway endpoints (the default type) are free
         elif kind in IDLE_BILLED_TYPES:
             items.append(MonthlyItem(logical_id, IDLE_BILLED_TYPES[kind], None))
+        elif kind == "AWS::CloudWatch::Alarm":
+            items.append(_alarm_cost(logical_id, properties, prices))
+        elif kind == "AWS::Budgets::Budget":
+            items.append(_budget_cost(logical_id, prices))
         elif kind == "AWS::Serverless::Function" and properties.get("ProvisionedConcurrencyConfig"):
             items.append(MonthlyItem(logical_id, "provisioned concurrency: billed per hour", None))
         elif kind == "AWS::Cognito::UserPool":
@@ -755,6 +760,34 @@ def _user_pool_idle_cost(
     return MonthlyItem(
         logical_id, f"Lite tier: per monthly active user beyond {free:,.0f} a month", 0.0
     )
+
+
+def _alarm_cost(logical_id: str, properties: Mapping[str, Any], prices: PriceTable) -> MonthlyItem:
+    # A metric math alarm bills each metric it reads, not its expressions.
+    metrics = (
+        sum(1 for query in properties["Metrics"] if "MetricStat" in query)
+        if "Metrics" in properties
+        else 1
+    )
+    per_metric = prices.price("cloudwatch_alarm_per_metric_month")
+    return MonthlyItem(
+        f"{logical_id}: alarm",
+        f"{metrics} metric{'s' if metrics > 1 else ''} x ${per_metric:.2f}",
+        metrics * per_metric,
+    )
+
+
+def _budget_cost(logical_id: str, prices: PriceTable) -> MonthlyItem:
+    per_month = prices.price("budgets_per_budget_day") * DAYS_PER_MONTH
+    free = prices.rule("budgets_free_per_account")
+    if ASSUMPTIONS["account_other_budgets"] < free:
+        return MonthlyItem(
+            f"{logical_id}: budget",
+            f"one of the account's first {free:g} budgets, free (${per_month:.2f} if it has"
+            f" {free:g} others)",
+            0.0,
+        )
+    return MonthlyItem(f"{logical_id}: budget", f"beyond the free {free:g}", per_month)
 
 
 def pause_blockers(deployed: Mapping[str, Any], cluster_id: str) -> list[str]:

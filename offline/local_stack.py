@@ -270,6 +270,8 @@ class LocalStack:
         function = cfn_template.function(self.template, logical_id, local_values)
         environ = {
             **function.environment,
+            # Also what the template does not declare: the catalog's local password login.
+            **local_values,
             **LOCAL_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.aws_url,
             # No sync-<host> exists locally for StartSyncExecution.
@@ -308,21 +310,22 @@ class LocalStack:
             "Attributes"
         ]["QueueArn"]
         sqs.create_queue(QueueName=self.dead_letter_queue)
-        # The template's S3 events of the flyer function, delivered to a queue the stack drains.
-        flyer_events = self.template["Resources"]["FlyerFunction"]["Properties"]["Events"]
+        # The bucket's notifications of the flyer function, delivered to a queue the stack drains.
+        (bucket,) = cfn_template.resources_of_type(self.template, "AWS::S3::Bucket").values()
+        notifications = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
         s3.put_bucket_notification_configuration(
             Bucket=self.bucket,
             NotificationConfiguration={
                 "QueueConfigurations": [
                     {
                         "QueueArn": queue_arn,
-                        "Events": [event["Properties"]["Events"]],
+                        "Events": [notification["Event"]],
                         "Filter": {
-                            "Key": {"FilterRules": event["Properties"]["Filter"]["S3Key"]["Rules"]}
+                            "Key": {"FilterRules": notification["Filter"]["S3Key"]["Rules"]}
                         },
                     }
-                    for event in flyer_events.values()
-                    if event["Type"] == "S3"
+                    for notification in notifications
+                    if notification["Function"] == {"Fn::GetAtt": ["FlyerFunction", "Arn"]}
                 ]
             },
         )

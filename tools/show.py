@@ -42,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 # The flyer function's package (functions/flyer) is on the path, as in the Makefile: the catalog
 # is written by the same code locally and in the function on AWS.
+from catalog_users import SHOWS_USER
 from flyer_config import ConfigError, DbSettings, db_environ_from_url
 from show_catalog import InvalidShowError, ShowSpec, parse_show, write_show
 
@@ -403,23 +404,46 @@ def stack_target(stack: str) -> Target:
     parameters = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
     if "MaxTicketsPerBuyer" not in parameters:
         raise ShowCommandError(f"stack {stack!r} has no parameter MaxTicketsPerBuyer: update it")
-    needed = ("ShowCatalogFunctionName", "ShowTicketsTableName", "TicketSalesTableName")
+    needed = (
+        "ShowCatalogFunctionName",
+        "ShowTicketsTableName",
+        "TicketSalesTableName",
+        "DatabaseEndpoint",
+        "DatabasePort",
+    )
     missing = [name for name in needed if name not in outputs]
     if missing:
         raise ShowCommandError(f"stack {stack!r} has no output {', '.join(missing)}")
     lambda_client = session.client("lambda")
+    rds_client = session.client("rds")
     function_name = outputs["ShowCatalogFunctionName"]
+    host, port = outputs["DatabaseEndpoint"], int(outputs["DatabasePort"])
+
+    def write_catalog(show: ShowSpec) -> str:
+        # Signed here with the organiser's credentials (rds-db:connect on the shows user, the
+        # organiser's policy): the catalog function has no database permission of its own.
+        token = rds_client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=SHOWS_USER)
+        return invoke_catalog_function(lambda_client, function_name, show, token)
+
     return Target(
         Tables(outputs["ShowTicketsTableName"], outputs["TicketSalesTableName"]),
         session.client("dynamodb"),
-        lambda show: invoke_catalog_function(lambda_client, function_name, show),
+        write_catalog,
         int(parameters["MaxTicketsPerBuyer"]),
     )
 
 
-def invoke_catalog_function(lambda_client: Any, function_name: str, show: ShowSpec) -> str:
-    """The show into the private catalog, by invoking the stack's ShowCatalogFunction."""
-    payload = {"name": show.name, "ticketPrice": str(show.ticket_price), "tickets": show.tickets}
+def invoke_catalog_function(
+    lambda_client: Any, function_name: str, show: ShowSpec, database_token: str
+) -> str:
+    """The show into the private catalog, by invoking the stack's ShowCatalogFunction with a
+    database token for the shows user."""
+    payload = {
+        "name": show.name,
+        "ticketPrice": str(show.ticket_price),
+        "tickets": show.tickets,
+        "databaseToken": database_token,
+    }
     response = lambda_client.invoke(
         FunctionName=function_name, Payload=json.dumps(payload).encode()
     )

@@ -11,7 +11,6 @@ from typing import Any
 
 from card_numbers import holds_card_number
 from events_db import connect_waiting_out_a_resume
-from events_schema import apply_migrations
 from flyer_config import DbSettings
 
 # The catalog's limits (migrations/001_events.sql): VARCHAR(255), DECIMAL(10, 2), INT UNSIGNED.
@@ -117,8 +116,10 @@ def upsert_show(connection: Any, show: ShowSpec) -> CatalogOutcome:
 
 
 def write_show(settings: DbSettings, show: ShowSpec) -> CatalogOutcome:
-    """Upsert `show` over a connection of its own (waiting out a resume), then close it."""
+    """Upsert `show` over a connection of its own (waiting out a resume), then close it.
+
+    The schema must be in place: the deployment (catalog_users) or `make local` migrates it.
+    """
     connection = connect_waiting_out_a_resume(settings)
     with contextlib.closing(connection):
-        apply_migrations(connection)
         return upsert_show(connection, show)

@@ -363,18 +363,17 @@ def test_events_db_connection_killed_between_records_reconnects(
 # ---------------------------------------------------------------------------- schema
 
 
-def test_handler_database_without_schema_applies_migrations_first(
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_handler_database_without_schema_fails_and_changes_no_schema(
     flyer_function_on_empty_database: Catalog, lambda_context: Any
 ) -> None:
-    # GIVEN a database nobody has migrated
+    # GIVEN a database nobody has migrated (the deployment migrates, not the flyer function)
     assert flyer_function_on_empty_database.tables() == set()
 
-    # WHEN the function's first connection opens
-    result = invoke("s3_flyer_spaces", lambda_context)
-
-    # THEN the schema exists (and the empty catalog knows no event)
-    assert flyer_function_on_empty_database.tables() == {"events", "schema_migrations"}
-    assert result == {"unknown_event": 1}
+    # WHEN a flyer arrives THEN the invocation fails (Lambda retries it) and creates nothing
+    with pytest.raises(pymysql.err.ProgrammingError):
+        invoke("s3_flyer_spaces", lambda_context)
+    assert flyer_function_on_empty_database.tables() == set()
 
 
 def test_apply_migrations_up_to_date_applies_nothing(catalog: Catalog) -> None:

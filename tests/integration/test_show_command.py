@@ -7,15 +7,17 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import pymysql
 import pytest
 
 import purchase_handler
 import show_handler
+from catalog_users import SHOWS_USER
 from flyer_config import DbSettings, db_environ_from_url
 from show_catalog import InvalidShowError, ShowSpec, parse_show, write_show
 from tests.conftest import PurchaseStack
 from tests.events import load_event, with_body
-from tests.integration.conftest import Catalog
+from tests.integration.conftest import USER_PASSWORDS, Catalog, set_up_users
 from tools import show as command
 
 SHOW = "Rock en el Parque"
@@ -245,14 +247,19 @@ def test_show_command_on_aws_writes_the_catalog_through_the_function(
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN the catalog function's environment pointed at the catalog
+    # GIVEN the catalog function's environment pointed at the catalog, as the shows user, and
+    # the organiser holding that user's credential (on AWS, a token only their policy can sign)
+    set_up_users(catalog)
     for variable, value in db_environ_from_url(catalog.url).items():
         monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("DB_USER", SHOWS_USER)
+    monkeypatch.setenv("DB_PASSWORD", "not the shows user's")
+    token = USER_PASSWORDS[SHOWS_USER]
     lambda_client = InProcessLambda(lambda_context)
     target = command.Target(
         command.Tables("ShowTickets", "TicketSales"),
         purchase_stack.dynamodb,
-        lambda show: command.invoke_catalog_function(lambda_client, "ShowCatalog", show),
+        lambda show: command.invoke_catalog_function(lambda_client, "ShowCatalog", show, token),
         command.template_max_per_buyer(),
     )
 
@@ -266,11 +273,30 @@ def test_show_command_on_aws_writes_the_catalog_through_the_function(
     assert catalog.connections_left_after_close() == []
 
 
+def test_show_handler_without_the_callers_token_writes_nothing(
+    catalog: Catalog, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function configured for the shows user, whose password it does not hold
+    set_up_users(catalog)
+    for variable, value in db_environ_from_url(catalog.url).items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("DB_USER", SHOWS_USER)
+    show = {"name": SHOW, "ticketPrice": "50", "tickets": 100}
+
+    # WHEN someone invokes it without a token, or with a wrong one THEN nothing is written
+    with pytest.raises(show_handler.MissingDatabaseTokenError):
+        show_handler.lambda_handler(show, lambda_context)
+    with pytest.raises(pymysql.err.OperationalError) as error:
+        show_handler.lambda_handler(show | {"databaseToken": "forged"}, lambda_context)
+    assert error.value.args[0] == 1045  # access denied
+    assert catalog.row(SHOW) is None
+
+
 def test_show_handler_refuses_bad_input_before_touching_the_database(
     lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No DB_* variables at all: a bad show must fail on its own, not on the missing database.
-    for variable in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"):
+    for variable in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_AUTH", "DB_PASSWORD"):
         monkeypatch.delenv(variable, raising=False)
     with pytest.raises(InvalidShowError, match="ticket price"):
         show_handler.lambda_handler({"name": SHOW, "ticketPrice": -1, "tickets": 5}, lambda_context)

@@ -53,11 +53,11 @@ CEILING_PER_MILLION_SALES_WITHOUT_EXECUTION_LOGS = 7.52
 # like the two above. Raised from $13.78 to $14.11 ($14.107) by the read before the claim.
 CEILING_PER_MILLION_BUCKET_SALES_WITH_TEMPLATE_LOGGING = 14.11
 CEILING_PER_MILLION_BUCKET_SALES_WITHOUT_EXECUTION_LOGS = 7.79
-# The whole bill of a month with a million sales on the default catalog: $16.80 when this was
+# The whole bill of a month with a million sales on the default catalog: $17.20 when this was
 # set, most of it the sales themselves and X-Ray ($4.50: below one request a second every
-# purchase is traced). A tripwire, like the two above; raised from $16.81 to $17.14 ($17.135)
-# with the sale's own tripwire.
-CEILING_MONTHLY_AT_1M_SALES = 17.14
+# purchase is traced), $0.40 the alarms. A tripwire, like the two above; raised by the sale's
+# own tripwire (the read before the claim) to $17.54 ($17.535).
+CEILING_MONTHLY_AT_1M_SALES = 17.54
 # One burst of flyer uploads waking the default catalog: $0.0053 when this was set.
 CEILING_FLYER_BURST = 0.01
 DEFAULT_CATALOG, OTHER_CATALOG = cost_model.catalog_choices(TEMPLATE)
@@ -224,14 +224,15 @@ def test_cost_model_idle_rds_catalog_is_the_instance_and_its_storage() -> None:
     # GIVEN the template deployed with the always-on RDS instance
     deployed = cost_model.deployed_with_catalog(TEMPLATE, OTHER_CATALOG)
 
-    # WHEN its idle bill is computed THEN only the instance and its storage bill
+    # WHEN its idle bill is computed THEN the instance and its storage bill, and the watch
     items = cost_model.idle_monthly_cost(deployed, PRICES)
     assert [item.label for item in items] == [
         "BuyerUserPool",
         "Database: db.t4g.micro (mysql)",
         "Database: storage",
+        *WATCH_LABELS,
     ]
-    assert cost_model.monthly_total(items) == pytest.approx(730 * 0.016 + 20 * 0.115)
+    assert cost_model.monthly_total(items) == pytest.approx(730 * 0.016 + 20 * 0.115 + WATCH_USD)
 
 
 def test_cost_model_idle_default_catalog_pauses_and_bills_storage_only() -> None:
@@ -243,13 +244,39 @@ def test_cost_model_idle_default_catalog_pauses_and_bills_storage_only() -> None
     items = cost_model.idle_monthly_cost(deployed, PRICES)
 
     # THEN the buyers' user pool bills nothing without buyers, and the cluster no capacity
-    # while paused, only its storage: within the target
+    # while paused, only its storage; with the alarms and the budget, within the target
     assert [(item.label, item.usd) for item in items] == [
         ("BuyerUserPool", 0.0),
         ("AuroraCatalog: capacity (Serverless v2)", 0.0),
         ("AuroraCatalog: storage", pytest.approx(0.10)),
+        *zip(WATCH_LABELS, WATCH_ITEM_USD, strict=True),
     ]
+    assert cost_model.monthly_total(items) == pytest.approx(0.10 + WATCH_USD)
     assert cost_model.monthly_total(items) <= TARGET_IDLE_PER_MONTH
+
+
+# The alarms bill $0.10 per metric they read; the budget is one of an account's two free ones.
+WATCH_LABELS = [
+    "FlyerDeadLetterAlarm: alarm",
+    "FailedPurchasesAlarm: alarm",
+    "RequestRateAlarm: alarm",
+    "MonthlyBudget: budget",
+]
+WATCH_ITEM_USD = [pytest.approx(0.10), pytest.approx(0.20), pytest.approx(0.10), 0.0]
+WATCH_USD = 0.40
+
+
+def test_cost_model_budget_beyond_the_accounts_two_free_costs_two_cents_a_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN an account that already has two budgets
+    monkeypatch.setitem(cost_model.ASSUMPTIONS, "account_other_budgets", 2)
+    deployed = cost_model.deployed_with_catalog(TEMPLATE, DEFAULT_CATALOG)
+
+    # WHEN the idle bill is computed THEN the stack's budget costs $0.02 a day
+    items = cost_model.idle_monthly_cost(deployed, PRICES)
+    (budget,) = (item for item in items if item.label == "MonthlyBudget: budget")
+    assert budget.usd == pytest.approx(0.02 * 730 / 24)
 
 
 def _default_deployed() -> dict[str, Any]:

@@ -45,7 +45,9 @@ def actions_the_asl_uses() -> set[tuple[str, str]]:
 
 
 def statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for policy in resource["Properties"]["Policies"] for s in policy["Statement"]]
+    """The statements of the role the resource runs with (its own AWS::IAM::Role)."""
+    role = RESOURCES[resource["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
 
 
 def as_list(value: Any) -> list[Any]:
@@ -62,16 +64,24 @@ def test_template_state_machine_grants_exactly_the_dynamodb_actions_the_asl_uses
     assert granted == actions_the_asl_uses()
 
 
-def test_template_wildcard_resources_are_only_the_log_delivery_actions() -> None:
+def test_template_wildcard_resources_are_only_log_delivery_and_trace_actions() -> None:
     for logical_id in ("PurchaseStateMachine", "PurchaseFunction"):
         for statement in statements(RESOURCES[logical_id]):
             assert all("*" not in action for action in as_list(statement["Action"]))
             if statement["Resource"] == "*":
-                assert all(a.startswith("logs:") for a in as_list(statement["Action"]))
+                assert all(a.startswith(("logs:", "xray:")) for a in as_list(statement["Action"]))
 
 
 def test_template_purchase_function_may_only_run_the_workflow_and_keep_idempotency() -> None:
-    workflow, idempotency = statements(RESOURCES["PurchaseFunction"])
+    by_sid = {s["Sid"]: s for s in statements(RESOURCES["PurchaseFunction"])}
+    workflow, idempotency = by_sid["RunThePurchaseWorkflow"], by_sid["RememberIdempotencyKeys"]
+    # The rest: its own log group and X-Ray (tests/unit/test_template_iam.py pins every grant).
+    assert set(by_sid) == {
+        "RunThePurchaseWorkflow",
+        "RememberIdempotencyKeys",
+        "WriteItsOwnLogs",
+        "SendTraces",
+    }
     assert workflow["Action"] == "states:StartSyncExecution"
     assert workflow["Resource"] == {"Ref": "PurchaseStateMachine"}
     # What Powertools' DynamoDB persistence layer calls, on its own table only.
@@ -207,7 +217,7 @@ def test_template_each_catalog_choice_deploys_one_database_everything_refers_to(
     expected = {"aurora-serverless-v2": {"AuroraCatalog", "AuroraCatalogWriter"}}
     assert databases == expected.get(choice, {"Database"})
     known = set(resources) | set(TEMPLATE["Parameters"]) | {"AWS::StackName", "AWS::Region"}
-    known |= {"AWS::URLSuffix", "AWS::AccountId", "AWS::NoValue"}
+    known |= {"AWS::URLSuffix", "AWS::AccountId", "AWS::NoValue", "AWS::StackId", "AWS::Partition"}
     for logical_id, entry in {**resources, **template["Outputs"]}.items():
         dangling = references(entry) - known
         assert not dangling, f"{logical_id} refers to {dangling}, not deployed with {choice}"
@@ -217,7 +227,7 @@ def test_template_each_catalog_choice_deploys_one_database_everything_refers_to(
 def test_template_functions_and_output_point_at_the_chosen_catalog(choice: str) -> None:
     template = deployed(choice)
     catalog = "AuroraCatalog" if choice == "aurora-serverless-v2" else "Database"
-    for function in ("FlyerFunction", "ShowCatalogFunction"):
+    for function in ("FlyerFunction", "ShowCatalogFunction", "CatalogUsersFunction"):
         variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert variables["DB_HOST"] == {"Fn::GetAtt": [catalog, "Endpoint.Address"]}
         assert variables["DB_PORT"] == {"Fn::GetAtt": [catalog, "Endpoint.Port"]}
@@ -265,7 +275,9 @@ def test_template_rds_catalog_requires_tls_and_closes_idle_connections() -> None
     assert int(parameters["wait_timeout"]) <= 60
 
 
-@pytest.mark.parametrize("function", ["FlyerFunction", "ShowCatalogFunction"])
+@pytest.mark.parametrize(
+    "function", ["FlyerFunction", "ShowCatalogFunction", "CatalogUsersFunction"]
+)
 def test_template_catalog_functions_outlast_a_resume(function: str) -> None:
     import events_db
     import events_schema
@@ -282,9 +294,14 @@ def test_template_catalog_functions_outlast_a_resume(function: str) -> None:
 
 
 def test_template_show_catalog_function_needs_no_permission_beyond_its_vpc() -> None:
-    # It reaches the catalog only; the organiser's command writes ShowTickets itself.
+    # It reaches the catalog only, with its caller's token; the organiser's command writes
+    # ShowTickets itself.
     properties = RESOURCES["ShowCatalogFunction"]["Properties"]
-    assert "Policies" not in properties
+    assert {s["Sid"] for s in statements(RESOURCES["ShowCatalogFunction"])} == {
+        "WriteItsOwnLogs",
+        "SendTraces",
+        "UseTheVpc",
+    }
     assert "Events" not in properties
     assert properties["VpcConfig"] == RESOURCES["FlyerFunction"]["Properties"]["VpcConfig"]
     outputs = TEMPLATE["Outputs"]
