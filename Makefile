@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 # sam build calls no AWS service: a region and dummy credentials keep it from looking for real ones.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: dev lint test local show show-availability traces bench flash-sale reliability build deploy clean
+.PHONY: dev lint test local token show show-availability traces bench flash-sale reliability build deploy clean
 
 dev: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
@@ -48,17 +48,22 @@ test: lint
 local: $(VENV)/.installed
 	$(BIN)/python -m offline
 
+# A buyer's token that a running `make local` accepts, from its own issuer: make token USER=ana
+# (USER defaults to your login name; LOCAL_API_PORT if the stack runs on another port).
+token: $(VENV)/.installed
+	@$(BIN)/python -m offline.token "$(USER)"
+
 # Create or update a show in the catalog and ShowTickets (docs/catalog.md):
-#   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [BUCKETS=16] [STACK=ticketera]
+#   make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 [BUCKETS=16] [MAX_PER_BUYER=4] [STACK=ticketera]
 # Without STACK it writes to `make local` (DATABASE_URL: the catalog URL its banner prints).
 show: $(VENV)/.installed
-	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show \
+	PYTHONPATH=functions/flyer:layers/card_validation $(BIN)/python -m tools.show \
 		--name "$$NAME" --price "$$PRICE" --tickets "$$TICKETS" --buckets "$$BUCKETS" \
-		--stack "$$STACK"
+		--max-per-buyer "$$MAX_PER_BUYER" --stack "$$STACK"
 
 # What a show has left to sell, bucket by bucket, and what it sold: make show-availability NAME=...
 show-availability: $(VENV)/.installed
-	PYTHONPATH=functions/flyer $(BIN)/python -m tools.show --availability \
+	PYTHONPATH=functions/flyer:layers/card_validation $(BIN)/python -m tools.show --availability \
 		--name "$$NAME" --stack "$$STACK"
 
 # Recent executions of the local state machine, or one's trace: make traces EXECUTION=name
@@ -79,11 +84,17 @@ flash-sale: $(VENV)/.installed
 # Concurrency, faults, hostile input and the card number scan; writes RELIABILITY.md.
 reliability: $(VENV)/.installed
 	RELIABILITY_REPORT=RELIABILITY.md $(BIN)/pytest -q tests/integration/test_reliability.py \
-		tests/integration/test_purchase_faults.py tests/integration/test_purchase_fuzz.py
+		tests/integration/test_purchase_faults.py tests/integration/test_purchase_fuzz.py \
+		tests/integration/test_buyer_auth.py
 
-build: $(SAM_VENV)/.installed
-	$(OFFLINE_AWS) $(SAM) build
+# sam build runs pip with a Python 3.13, the functions' runtime: tools/python313.sh finds one
+# (PYTHON313=/path/to/python3.13, else the PATH, else pyenv's installed versions, active or not),
+# puts it first on sam's PATH, or says in one line how to get one. Then what it built is inspected.
+build: $(SAM_VENV)/.installed $(VENV)/.installed
+	$(OFFLINE_AWS) tools/python313.sh $(SAM) build
+	INSPECT_BUILD=required $(BIN)/pytest -q tests/artifacts
 
+# Deploys what `make build` just built and inspected, with the same Python 3.13.
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
 

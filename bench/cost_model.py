@@ -30,6 +30,7 @@ TARGET_MONTHLY_AT_10K_SALES = 1.50
 NAIVE_MIN_RATIO = 15.0
 
 HOURS_PER_MONTH = 730
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 MILLION = 1_000_000
 # AWS bills Lambda memory, Express memory and log volume in binary units (128 MB = 0.125 GB).
@@ -302,27 +303,35 @@ def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
 @dataclass(frozen=True)
 class Outcome:
     """Which way an execution goes: the error each failing task ends with (a Catch must handle
-    it) and the state each Choice picks (one of its targets). Every task not named succeeds."""
+    it) and the state each Choice picks (one of its targets; a Choice entered more than once, a
+    tuple of its picks in order). Every task not named succeeds."""
 
     name: str
     task_errors: Mapping[str, str] = field(default_factory=dict)
-    choices: Mapping[str, str] = field(default_factory=dict)
+    choices: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
 
 
+# IsShowKnown is entered before the claim (a known show: claim it) and after it.
 # A sale of a one-item show: every show with N = 1 bucket.
-SALE = Outcome("sale", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SellTickets"})
+SALE = Outcome(
+    "sale",
+    choices={"IsShowKnown": ("ClaimExecution", "ReadStockLevel"), "IsSoldOut": "SellTickets"},
+)
 # A sale of a bucketed show (docs/design.md, A hot show) whose first bucket drawn has enough.
 BUCKET_SALE = Outcome(
     "sale from a bucket",
     choices={
-        "IsShowKnown": "PickBucket",
+        "IsShowKnown": ("ClaimExecution", "PickBucket"),
         "WrapBucket": "CheckBucket",
         "IsBucketReadable": "ReadBucketLevel",
         "IsBucketEnough": "SellTickets",
     },
 )
 # A sold-out buyer is answered from the stock read, without a transaction.
-SOLD_OUT = Outcome("sold out", choices={"IsShowKnown": "ReadStockLevel", "IsSoldOut": "SoldOut"})
+SOLD_OUT = Outcome(
+    "sold out",
+    choices={"IsShowKnown": ("ClaimExecution", "ReadStockLevel"), "IsSoldOut": "SoldOut"},
+)
 OUTCOMES = (SALE, BUCKET_SALE, SOLD_OUT)
 
 
@@ -363,6 +372,10 @@ def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> Executi
     name = machine.definition["StartAt"]
     visits: list[StateVisit] = []
     unused = set(outcome.task_errors) | set(outcome.choices)
+    picks = {
+        state: [targets] if isinstance(targets, str) else list(targets)
+        for state, targets in outcome.choices.items()
+    }
     while name is not None:
         if len(visits) > len(states) * 10:
             raise CostModelError(f"{outcome.name}: the walk loops ({name} again and again)")
@@ -375,7 +388,7 @@ def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> Executi
             write_units, read_units = _request_units(state, error, prices)
             next_name = _catch_target(name, state, error) if error else _next(state)
         elif kind == "Choice":
-            next_name = _choice_target(name, state, outcome)
+            next_name = _choice_target(name, state, outcome.name, picks)
         elif kind in ("Pass", "Wait"):
             next_name = _next(state)
         elif kind in ("Succeed", "Fail"):
@@ -402,10 +415,13 @@ def _catch_target(name: str, state: Mapping[str, Any], error: str) -> str:
     raise CostModelError(f"state {name}: no Catch handles {error}")
 
 
-def _choice_target(name: str, state: Mapping[str, Any], outcome: Outcome) -> str:
-    if name not in outcome.choices:
-        raise CostModelError(f"{outcome.name}: the outcome does not say which way {name} goes")
-    target = outcome.choices[name]
+def _choice_target(
+    name: str, state: Mapping[str, Any], outcome: str, picks: dict[str, list[str]]
+) -> str:
+    if not picks.get(name):
+        raise CostModelError(f"{outcome}: the outcome does not say which way {name} goes")
+    # The last pick holds for any later entry (a Choice a loop enters again).
+    target = picks[name].pop(0) if len(picks[name]) > 1 else picks[name][0]
     targets = {choice["Next"] for choice in state["Choices"]} | {state.get("Default")}
     if target not in targets:
         raise CostModelError(f"state {name}: {target} is not one of its targets {targets}")
@@ -719,11 +735,59 @@ def idle_monthly_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[
             continue  # gateway endpoints (the default type) are free
         elif kind in IDLE_BILLED_TYPES:
             items.append(MonthlyItem(logical_id, IDLE_BILLED_TYPES[kind], None))
+        elif kind == "AWS::CloudWatch::Alarm":
+            items.append(_alarm_cost(logical_id, properties, prices))
+        elif kind == "AWS::Budgets::Budget":
+            items.append(_budget_cost(logical_id, prices))
         elif kind == "AWS::Serverless::Function" and properties.get("ProvisionedConcurrencyConfig"):
             items.append(MonthlyItem(logical_id, "provisioned concurrency: billed per hour", None))
+        elif kind == "AWS::Cognito::UserPool":
+            items.append(_user_pool_idle_cost(logical_id, properties, prices))
         elif kind == "AWS::DynamoDB::Table" and properties.get("BillingMode") != "PAY_PER_REQUEST":
             items.append(MonthlyItem(logical_id, "provisioned capacity: billed per hour", None))
     return tuple(items)
+
+
+def _user_pool_idle_cost(
+    logical_id: str, properties: Mapping[str, Any], prices: PriceTable
+) -> MonthlyItem:
+    """A user pool bills per monthly active user only: nothing idle, on the tier the model
+    prices (Lite); another tier is listed unpriced."""
+    tier = str(properties.get("UserPoolTier", "ESSENTIALS"))
+    if tier != "LITE":
+        return MonthlyItem(logical_id, f"{tier} tier: billed per monthly active user", None)
+    free = prices.rule("cognito_free_mau_per_month")
+    return MonthlyItem(
+        logical_id, f"Lite tier: per monthly active user beyond {free:,.0f} a month", 0.0
+    )
+
+
+def _alarm_cost(logical_id: str, properties: Mapping[str, Any], prices: PriceTable) -> MonthlyItem:
+    # A metric math alarm bills each metric it reads, not its expressions.
+    metrics = (
+        sum(1 for query in properties["Metrics"] if "MetricStat" in query)
+        if "Metrics" in properties
+        else 1
+    )
+    per_metric = prices.price("cloudwatch_alarm_per_metric_month")
+    return MonthlyItem(
+        f"{logical_id}: alarm",
+        f"{metrics} metric{'s' if metrics > 1 else ''} x ${per_metric:.2f}",
+        metrics * per_metric,
+    )
+
+
+def _budget_cost(logical_id: str, prices: PriceTable) -> MonthlyItem:
+    per_month = prices.price("budgets_per_budget_day") * DAYS_PER_MONTH
+    free = prices.rule("budgets_free_per_account")
+    if ASSUMPTIONS["account_other_budgets"] < free:
+        return MonthlyItem(
+            f"{logical_id}: budget",
+            f"one of the account's first {free:g} budgets, free (${per_month:.2f} if it has"
+            f" {free:g} others)",
+            0.0,
+        )
+    return MonthlyItem(f"{logical_id}: budget", f"beyond the free {free:g}", per_month)
 
 
 def pause_blockers(deployed: Mapping[str, Any], cluster_id: str) -> list[str]:

@@ -20,7 +20,8 @@ import boto3
 from bench import cost_model as cm
 from offline import cfn_template, moto_server
 
-SAMPLE_EVENT = "purchase_visa"
+# As deployed: a buyer signed in with a token (BuyerAuth's default).
+SAMPLE_EVENT = "purchase_signed_in"
 # The offline account, on top of the function's variables from the template: fake credentials,
 # so that nothing can reach AWS.
 OFFLINE_ENVIRONMENT = {
@@ -57,9 +58,11 @@ class OfflineRun:
 def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     """A sold-out rejection, a sale, then a sale from a bucket: one buyer, one show, each
     execution checked to have entered the states the cost model walks for it."""
-    flyer_code = str(cfn_template.ROOT / "functions" / "flyer")  # what tools.show imports
-    if flyer_code not in sys.path:
-        sys.path.insert(0, flyer_code)
+    # What tools.show imports: the catalog's code and the card layer that checks show names.
+    for folder in ("functions/flyer", "layers/card_validation"):
+        code = str(cfn_template.ROOT / folder)
+        if code not in sys.path:
+            sys.path.insert(0, code)
     from show_catalog import ShowSpec
     from tests.events import FakeLambdaContext, load_event
     from tools import show
@@ -68,6 +71,8 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     body = json.loads(event["body"])
     quantity, show_id = int(body.get("quantity", 1)), str(body["showId"])
     machine, prices = cm.load_state_machine(template), cm.load_prices()
+    # Shows as `make show` writes them: each with its own per-buyer cap.
+    cap = str(template["Parameters"]["MaxTicketsPerBuyer"]["Default"])
     runs = {}
     with offline_purchase_stack(template) as (dynamodb, stepfunctions, machine_arn):
         for outcome, tickets, expected_status in (
@@ -77,11 +82,15 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
         ):
             if tickets is None:
                 spec = ShowSpec(show_id, Decimal(50), BUCKETED_TICKETS)
-                show.set_stock(dynamodb, show.LOCAL_TABLES, spec, BUCKETS)
+                show.set_stock(dynamodb, show.LOCAL_TABLES, spec, BUCKETS, int(cap))
             else:
                 dynamodb.put_item(
                     TableName="ShowTickets",
-                    Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
+                    Item={
+                        "showId": {"S": show_id},
+                        "ticketsAvailable": {"N": str(tickets)},
+                        "maxPerBuyer": {"N": cap},
+                    },
                 )
             walked = [visit.name for visit in cm.walk(machine, outcome, prices).visits]
             for _ in range(ATTEMPTS):
@@ -119,12 +128,21 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
 def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, Any, str]]:
     """moto running the template's tables and state machine, the purchase function's code
     importable as the Lambda runtime makes it; environment restored afterwards."""
-    function = cfn_template.function(template, cm.api_function(template)[0], unresolved="")
+    deployed = cfn_template.as_deployed(template)
+    function = cfn_template.function(deployed, cm.api_function(template)[0], unresolved="")
     for folder in (function.code_dir, *function.layer_dirs):
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
+    import purchase_handler
     import purchase_workflow
 
+    # Settings and clients are cached per execution environment: start afresh, and leave none
+    # of this environment's behind.
+    caches = (
+        purchase_workflow.settings,
+        purchase_workflow.sfn_client,
+        purchase_handler.anonymous_buyers,
+    )
     moto_logger = logging.getLogger("moto")
     saved_level = moto_logger.level
     # moto logs every Fail state it runs as an error: expected here.
@@ -135,13 +153,12 @@ def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, A
             moto_server.in_process(dict(template)) as arn,
         ):
             os.environ["STATE_MACHINE_ARN"] = arn
-            # Settings and client are cached per execution environment: start afresh.
-            purchase_workflow.settings.cache_clear()
-            purchase_workflow.sfn_client.cache_clear()
+            for cached in caches:
+                cached.cache_clear()
             yield boto3.client("dynamodb"), boto3.client("stepfunctions"), arn
     finally:
-        purchase_workflow.settings.cache_clear()
-        purchase_workflow.sfn_client.cache_clear()
+        for cached in caches:
+            cached.cache_clear()
         moto_logger.setLevel(saved_level)
 
 

@@ -243,7 +243,9 @@ def run_sale(
         def buy(number: int, quantity: int, rush: bool = True) -> str:
             sale = purchase_workflow.Sale(f"fan{number}", SHOW, quantity, Card("visa", "1111"))
             try:
-                result = purchase_workflow.run_purchase(sale, purchase_workflow.attempt_id(None))
+                result = purchase_workflow.run_purchase(
+                    sale, purchase_workflow.attempt_id(sale, None)
+                )
                 outcome = result.outcome_metric
             except purchase_workflow.RetryableError as retryable:
                 outcome = retryable.outcome.metric

@@ -205,10 +205,15 @@ def create_tables(dynamodb: Any, template: dict[str, Any]) -> None:
 
 
 def resolve(value: Any, template: dict[str, Any]) -> str:
-    """Resolve a substitution value that names a table (!Ref) or its ARN (!GetAtt X.Arn)."""
+    """Resolve a substitution value that names a table (!Ref) or its ARN (!GetAtt X.Arn), or a
+    parameter (!Ref: its default)."""
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
     if isinstance(value, dict) and value.get("Ref") in tables:
         return str(value["Ref"])
+    if isinstance(value, dict) and "Default" in template.get("Parameters", {}).get(
+        value.get("Ref"), {}
+    ):
+        return str(template["Parameters"][value["Ref"]]["Default"])
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         logical_id, attribute = value["Fn::GetAtt"]
         if logical_id in tables and attribute == "Arn":

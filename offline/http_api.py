@@ -1,5 +1,7 @@
 """The HTTP API on localhost: each request becomes API Gateway's HTTP API payload 2.0 event for
-the template's route, answered by the real handler; unknown routes get API Gateway's 404."""
+the template's route, answered by the real handler; unknown routes get API Gateway's 404. With a
+JWT authorizer, a request without a valid token gets API Gateway's 401 and never reaches the
+function; a valid token's claims reach it in requestContext.authorizer.jwt."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
+from offline.buyer_tokens import JwtAuthorizer, TokenRefusedError, event_claims
 from offline.lambda_pool import LambdaPool
 
 # API Gateway's own limit on a request body.
@@ -22,8 +25,10 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 LOCAL_PREFIX = "/_local/"
 
 
-def _json(status: int, body: dict[str, Any]) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json")
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body), status=status, headers=headers, content_type="application/json"
+    )
 
 
 def http_api_event(request: Request, body: bytes, route_key: str) -> dict[str, Any]:
@@ -85,6 +90,8 @@ class HttpApi:
     routes: dict[tuple[str, str], LambdaPool]
     # What answers under LOCAL_PREFIX
     local_pages: Callable[[Request], Response]
+    # The routes' JWT authorizer; None: anonymous routes (BuyerAuth=none)
+    authorizer: JwtAuthorizer | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -100,12 +107,22 @@ class HttpApi:
         pool = self.routes.get((request.method, request.path))
         if pool is None:
             return _json(404, {"message": "Not Found"})
+        claims = None
+        if self.authorizer is not None:
+            try:
+                claims = self.authorizer.claims(request.headers.get("Authorization"))
+            except TokenRefusedError as refused:
+                return _json(401, {"message": "Unauthorized"}, refused.headers)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return _json(413, {"message": "Request Entity Too Large"})
         body = request.get_data(cache=False)
         if len(body) > MAX_BODY_BYTES:
             return _json(413, {"message": "Request Entity Too Large"})
         event = http_api_event(request, body, f"{request.method} {request.path}")
+        if claims is not None:
+            # The route asks for no authorization scopes, so none are passed.
+            jwt = {"claims": event_claims(claims), "scopes": None}
+            event["requestContext"]["authorizer"] = {"jwt": jwt}
         try:
             result = pool.invoke(event)
         except InvocationTimeout:

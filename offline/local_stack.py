@@ -6,6 +6,8 @@ the flyers bucket come from template.yaml and the real ASL file; an object put i
 reaches the real flyer handler through an S3 notification. The events catalog is DATABASE_URL
 when set, else a throwaway MariaDB of the stack's own (installed with apt-get where it can be);
 without either, purchases work and flyer ingestion is off. Shows are loaded from SHOWS_FILE.
+Buyers need a token from the stack's own issuer (`make token USER=ana`), checked as HTTP API's
+JWT authorizer checks it; BUYER_AUTH=none serves the seed's anonymous contract instead.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -30,7 +33,7 @@ import pymysql
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from offline import cfn_template, mariadb_server, moto_server, traces
+from offline import buyer_tokens, cfn_template, mariadb_server, moto_server, traces
 from offline.dynamodb_engine import SettingError
 from offline.http_api import HttpApi
 from offline.lambda_pool import LambdaPool
@@ -50,6 +53,11 @@ FLYER_RETRY_SECONDS = 2
 SHOW_NAME_MAX = 255
 # The database `make local` creates on its own MariaDB.
 LOCAL_CATALOG = "catalog"
+# BUYER_AUTH: "jwt", a buyer is their token's subject (the template's cognito and oidc), or
+# "none", the seed's anonymous userId in the body (the template's BuyerAuth=none).
+BUYER_AUTH_CHOICES = ("jwt", "none")
+# The buyer the banner's examples act as.
+DEMO_BUYER = "ana"
 
 
 class ConfigError(Exception):
@@ -72,6 +80,7 @@ class LocalConfig:
     concurrency: int
     # Where to look for mariadbd; None: the usual places, installing it there when missing.
     mariadb_bin_dir: Path | None
+    buyer_auth: str
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LocalConfig:
@@ -82,7 +91,15 @@ class LocalConfig:
             database_url=environ.get("DATABASE_URL") or None,
             concurrency=_positive(environ, "LOCAL_LAMBDA_CONCURRENCY", 8),
             mariadb_bin_dir=_directory(environ, "MARIADB_BIN_DIR"),
+            buyer_auth=_buyer_auth(environ),
         )
+
+
+def _buyer_auth(environ: Mapping[str, str]) -> str:
+    text = environ.get("BUYER_AUTH") or "jwt"
+    if text not in BUYER_AUTH_CHOICES:
+        raise ConfigError(f"BUYER_AUTH must be jwt or none, not {text!r}")
+    return text
 
 
 def _positive(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -173,6 +190,8 @@ class LocalStack:
         # None when there is no database: purchases work, flyer ingestion is off.
         self.catalog_url: str | None = None
         self.state_machine_arn = ""
+        # The stack's own token issuer; None with BUYER_AUTH=none.
+        self.issuer = buyer_tokens.LocalIssuer(self.api_url) if config.buyer_auth == "jwt" else None
         self._exit = contextlib.ExitStack()
         self._stopping = threading.Event()
 
@@ -203,14 +222,15 @@ class LocalStack:
         purchase = self._pool(
             "PurchaseFunction",
             self.config.concurrency,
-            {"STATE_MACHINE_ARN": self.state_machine_arn},
+            {"STATE_MACHINE_ARN": self.state_machine_arn, "BUYER_AUTH": self.config.buyer_auth},
         )
         if self.catalog_url is not None:
             flyer = self._pool(
                 "FlyerFunction", 1, {DB_SSL_CA: "", **db_environ_from_url(self.catalog_url)}
             )
             self._start_flyer_delivery(flyer)
-        self._serve_http_api(HttpApi(self._routes(purchase), self._local_pages))
+        authorizer = self.issuer.authorizer() if self.issuer else None
+        self._serve_http_api(HttpApi(self._routes(purchase), self._local_pages, authorizer))
 
     def _start_catalog(self) -> str | None:
         if self.config.database_url:
@@ -250,6 +270,8 @@ class LocalStack:
         function = cfn_template.function(self.template, logical_id, local_values)
         environ = {
             **function.environment,
+            # Also what the template does not declare: the catalog's local password login.
+            **local_values,
             **LOCAL_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.aws_url,
             # No sync-<host> exists locally for StartSyncExecution.
@@ -288,21 +310,22 @@ class LocalStack:
             "Attributes"
         ]["QueueArn"]
         sqs.create_queue(QueueName=self.dead_letter_queue)
-        # The template's S3 events of the flyer function, delivered to a queue the stack drains.
-        flyer_events = self.template["Resources"]["FlyerFunction"]["Properties"]["Events"]
+        # The bucket's notifications of the flyer function, delivered to a queue the stack drains.
+        (bucket,) = cfn_template.resources_of_type(self.template, "AWS::S3::Bucket").values()
+        notifications = bucket["Properties"]["NotificationConfiguration"]["LambdaConfigurations"]
         s3.put_bucket_notification_configuration(
             Bucket=self.bucket,
             NotificationConfiguration={
                 "QueueConfigurations": [
                     {
                         "QueueArn": queue_arn,
-                        "Events": [event["Properties"]["Events"]],
+                        "Events": [notification["Event"]],
                         "Filter": {
-                            "Key": {"FilterRules": event["Properties"]["Filter"]["S3Key"]["Rules"]}
+                            "Key": {"FilterRules": notification["Filter"]["S3Key"]["Rules"]}
                         },
                     }
-                    for event in flyer_events.values()
-                    if event["Type"] == "S3"
+                    for notification in notifications
+                    if notification["Function"] == {"Fn::GetAtt": ["FlyerFunction", "Arn"]}
                 ]
             },
         )
@@ -310,6 +333,8 @@ class LocalStack:
 
     def _load_shows(self) -> None:
         dynamodb = self.client("dynamodb")
+        # Each with the stack's per-buyer cap written on it, as `make show` writes a new show.
+        cap = str(self.template["Parameters"]["MaxTicketsPerBuyer"]["Default"])
         for show in self.shows:
             dynamodb.put_item(
                 TableName="ShowTickets",
@@ -317,6 +342,7 @@ class LocalStack:
                     "showId": {"S": show.name},
                     "ticketsAvailable": {"N": str(show.tickets_available)},
                     "ticketPrice": {"N": str(show.ticket_price)},
+                    "maxPerBuyer": {"N": cap},
                 },
             )
         if self.catalog_url is not None:
@@ -370,6 +396,8 @@ class LocalStack:
         }
 
     def _local_pages(self, request: Request) -> Response:
+        if request.path.startswith(buyer_tokens.ISSUER_PATH + "/"):
+            return self._issuer_page(request)
         executions = traces.Executions(self.aws_url)
         name = request.path.removeprefix("/_local/traces").strip("/")
         try:
@@ -381,6 +409,43 @@ class LocalStack:
         except Exception:  # an unknown execution name, typically
             return Response("No such execution.", status=404, content_type="text/plain")
         return Response(page, content_type="text/html; charset=utf-8")
+
+    def _issuer_page(self, request: Request) -> Response:
+        """The issuer's discovery document, its JWKS, and a token endpoint for `make token`: the
+        signing key never leaves this process, so no private key is written anywhere."""
+        if self.issuer is None:
+            return Response("BUYER_AUTH=none: no token issuer.", status=404)
+        page = request.path.removeprefix(buyer_tokens.ISSUER_PATH)
+        if page == buyer_tokens.DISCOVERY_PATH:
+            return _json_response(self.issuer.discovery_document())
+        if page == buyer_tokens.JWKS_PATH:
+            return _json_response(self.issuer.jwks())
+        if page == buyer_tokens.TOKEN_PATH and request.method == "POST":
+            return self._token_answer(self.issuer, request.form)
+        return Response("Not found.", status=404, content_type="text/plain")
+
+    @staticmethod
+    def _token_answer(issuer: buyer_tokens.LocalIssuer, form: Mapping[str, str]) -> Response:
+        """A token for `sub`. To try the authorizer's refusals, `expires_in` (seconds, 0 or less:
+        already expired), `nbf_in` (seconds until it is valid) and `aud` make tokens it refuses."""
+        subject = form.get("sub", "")
+        if not 0 < len(subject) <= buyer_tokens.SUBJECT_MAX:
+            message = f"sub must be 1-{buyer_tokens.SUBJECT_MAX} characters"
+            return _json_response({"error": "invalid_request", "message": message}, 400)
+        try:
+            lifetime = int(form.get("expires_in", buyer_tokens.TOKEN_LIFETIME_SECONDS))
+            not_before_in = int(form.get("nbf_in", 0))
+        except ValueError:
+            message = "expires_in and nbf_in are whole numbers of seconds"
+            return _json_response({"error": "invalid_request", "message": message}, 400)
+        now = time.time()
+        extra: dict[str, Any] = {"nbf": int(now) + not_before_in} if not_before_in else {}
+        if "aud" in form:
+            extra["aud"] = form["aud"]
+        token = issuer.token(subject, now=now, lifetime_seconds=lifetime, extra_claims=extra)
+        return _json_response(
+            {"access_token": token, "token_type": "Bearer", "expires_in": lifetime}
+        )
 
     def _serve_http_api(self, app: HttpApi) -> None:
         server: BaseWSGIServer = make_server(HOST, self.config.api_port, app, threaded=True)
@@ -399,7 +464,7 @@ class LocalStack:
         tables = ", ".join(cfn_template.resources_of_type(self.template, "AWS::DynamoDB::Table"))
         sale = json.dumps(
             {
-                "userId": "ana",
+                "userId": DEMO_BUYER,
                 "showId": self.shows[0].name,
                 "cardNumber": "4111 1111 1111 1111",
                 "quantity": 2,
@@ -407,6 +472,14 @@ class LocalStack:
             ensure_ascii=False,
         )
         sold_out = next((s for s in self.shows if s.tickets_available == 0), None)
+        if self.issuer is None:
+            buyers = "anonymous (BUYER_AUTH=none): the body's userId is the buyer"
+            bearer, try_lines = "", []
+        else:
+            buyers = f"tokens of {self.issuer.url}  (make token USER=<name>)"
+            bearer = ' -H "Authorization: Bearer $TOKEN"'
+            port = "" if self.config.api_port == 3000 else f"LOCAL_API_PORT={self.config.api_port} "
+            try_lines = [f"  export TOKEN=$({port}make -s token USER={DEMO_BUYER})"]
         lines = [
             "Ticketera is running locally. Ctrl-C stops everything.",
             f"  HTTP API          {self.api_url}  (POST /purchases)",
@@ -418,16 +491,23 @@ class LocalStack:
             f"  events catalog    {catalog}",
             f"  shows             {len(self.shows)} from {_relative(self.config.shows_file)}",
             f"  execution traces  {self.api_url}/_local/traces  or  make traces [EXECUTION=name]",
+            f"  buyers            {buyers}",
+        ]
+        if self.issuer is not None:
+            lines.append(f"  a token for {DEMO_BUYER}   {self.issuer.token(DEMO_BUYER)}")
+        lines += [
             "",
             "Try:",
-            f"  curl -s -X POST {self.api_url}/purchases -d '{sale}'",
+            *try_lines,
+            f"  curl -s -X POST {self.api_url}/purchases{bearer} -d '{sale}'",
         ]
         if sold_out is not None:
+            mastercard = "5555 5555 5555 4444"
             body = json.dumps(
-                {"userId": "ana", "showId": sold_out.name, "cardNumber": "5555 5555 5555 4444"},
+                {"userId": DEMO_BUYER, "showId": sold_out.name, "cardNumber": mastercard},
                 ensure_ascii=False,
             )
-            lines.append(f"  curl -s -X POST {self.api_url}/purchases -d '{body}'")
+            lines.append(f"  curl -s -X POST {self.api_url}/purchases{bearer} -d '{body}'")
         if self.catalog_url is not None:
             # The organiser's command needs the catalog's own URL: a DATABASE_URL is not repeated.
             url = "$DATABASE_URL" if self.config.database_url else f"'{self.catalog_url}'"
@@ -444,6 +524,10 @@ class LocalStack:
 
     def stop(self) -> None:
         self._stopping.set()
+
+
+def _json_response(body: Mapping[str, Any], status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type="application/json")
 
 
 def _relative(path: Path) -> str:
@@ -504,7 +588,8 @@ def _stop_on_signals(stack: LocalStack) -> Iterator[None]:
 
 
 def main() -> int:
-    sys.path[:0] = [str(ROOT / "functions" / "flyer")]
+    # The catalog's code, and the card layer its show names are checked with.
+    sys.path[:0] = [str(ROOT / "functions" / "flyer"), str(ROOT / "layers" / "card_validation")]
     try:
         config = LocalConfig.from_env()
         with LocalStack(config) as stack, _stop_on_signals(stack):

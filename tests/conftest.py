@@ -14,10 +14,10 @@ from typing import Any
 import boto3
 import pytest
 
+from card_numbers import find_card_numbers
 from show_catalog import ShowSpec
 from tests import reliability
 from tests.events import FakeLambdaContext
-from tests.pan_scan import find_card_numbers
 from tools import show as show_command
 
 # Before any handler module is imported: these are read at import or first use.
@@ -30,6 +30,8 @@ os.environ.update(
     POWERTOOLS_METRICS_NAMESPACE="Ticketera",
     POWERTOOLS_SERVICE_NAME="purchase",
     LEASE_SECONDS="60",
+    # The seed's anonymous contract (userId in the body) unless a test signs its buyer in.
+    BUYER_AUTH="none",
 )
 
 
@@ -64,16 +66,21 @@ class PurchaseStack:
     stepfunctions: Any
     state_machine_arn: str
 
-    def add_show(self, show_id: str, tickets: int, buckets: int = 1) -> None:
-        """A show of `tickets`: in its one item, or spread over `buckets` as `make show` does."""
+    def add_show(
+        self, show_id: str, tickets: int, buckets: int = 1, max_per_buyer: int | None = None
+    ) -> None:
+        """A show of `tickets`: in its one item, or spread over `buckets` as `make show` does;
+        with a per-buyer cap of its own, or (None) the stack's."""
         if buckets == 1:
-            self.dynamodb.put_item(
-                TableName="ShowTickets",
-                Item={"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}},
-            )
+            item = {"showId": {"S": show_id}, "ticketsAvailable": {"N": str(tickets)}}
+            if max_per_buyer is not None:
+                item["maxPerBuyer"] = {"N": str(max_per_buyer)}
+            self.dynamodb.put_item(TableName="ShowTickets", Item=item)
             return
         spec = ShowSpec(show_id, Decimal(10), tickets)
-        show_command.set_stock(self.dynamodb, show_command.LOCAL_TABLES, spec, buckets)
+        show_command.set_stock(
+            self.dynamodb, show_command.LOCAL_TABLES, spec, buckets, max_per_buyer
+        )
 
     def tickets_left(self, show_id: str) -> int:
         """Every ticket the show has left: its item's, or its buckets' and its pool's."""

@@ -17,6 +17,13 @@ from offline.mariadb_server import free_port
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stack_environment() -> dict[str, str]:
+    """The environment a `make local` starts with: this process's, without the buyer mode the
+    in-process tests run the purchase handler in (tests/conftest.py), so that a stack serves
+    its own default unless a test asks otherwise."""
+    return {name: value for name, value in os.environ.items() if name != "BUYER_AUTH"}
+
+
 class RunningStack:
     """A `make local` process group and everything it printed."""
 
@@ -26,7 +33,7 @@ class RunningStack:
         self.process = subprocess.Popen(
             ["make", "--no-print-directory", "local"],
             cwd=ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            env={**stack_environment(), "PYTHONUNBUFFERED": "1", **env},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -3,11 +3,16 @@
     make show NAME="Rock in Rio" PRICE=50 TICKETS=1000                  # against `make local`
     make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 STACK=ticketera  # against AWS
     make show NAME="Rock in Rio" PRICE=50 TICKETS=50000 BUCKETS=16      # a show for a rush
+    make show NAME="Rock in Rio" PRICE=50 TICKETS=1000 MAX_PER_BUYER=4  # 4 tickets a buyer
     make show-availability NAME="Rock in Rio"                           # what is left, where
 
 BUCKETS spreads the stock over that many ShowTickets items, so that the show sells faster than
 one item allows (docs/design.md, A hot show); without it a show keeps the layout it has (one
 item for a new show).
+
+MAX_PER_BUYER caps the tickets one buyer may hold of the show, all their purchases together; the
+sale checks it in its own transaction. Without it a show keeps its cap; a new show gets the
+stack's MaxTicketsPerBuyer (the template's default for `make local`).
 
 TICKETS is how many tickets the show has in all, sold ones included. The stock left to sell
 (ShowTickets' ticketsAvailable, summed over the buckets) becomes TICKETS minus what TicketSales
@@ -37,6 +42,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 # The flyer function's package (functions/flyer) is on the path, as in the Makefile: the catalog
 # is written by the same code locally and in the function on AWS.
+from catalog_users import SHOWS_USER
 from flyer_config import ConfigError, DbSettings, db_environ_from_url
 from show_catalog import InvalidShowError, ShowSpec, parse_show, write_show
 
@@ -45,6 +51,7 @@ LOCAL_AWS_ENDPOINT = "http://127.0.0.1:4566"
 STOCK_WRITE_ATTEMPTS = 10
 # The organiser writes the show's item and all its buckets in one transaction (at most 100 items).
 BUCKETS_MAX = 99
+MAX_PER_BUYER_MAX = 10_000
 # The show's sale records are spread over this many TicketSales keys: purchase_workflow.SALE_SHARDS
 # (a test keeps the two equal).
 SALE_SHARDS = 32
@@ -71,6 +78,7 @@ class StockChange:
     sold: int
     tickets_available: int
     buckets: int
+    max_per_buyer: int | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,12 @@ class Stock:
 
     item: dict[str, Any]
     bucket_levels: tuple[int, ...]
+
+    @property
+    def max_per_buyer(self) -> int | None:
+        """The show's own per-buyer cap; None: the stack's MaxTicketsPerBuyer applies."""
+        cap = self.item.get("maxPerBuyer", {}).get("N")
+        return None if cap is None else int(cap)
 
     @property
     def buckets(self) -> int:
@@ -117,6 +131,18 @@ def parse_buckets(value: object) -> int | None:
     text = str(value).strip()
     if not text.isdigit() or not 1 <= int(text) <= BUCKETS_MAX:
         raise InvalidShowError(f"buckets {value!r} must be a whole number from 1 to {BUCKETS_MAX}")
+    return int(text)
+
+
+def parse_max_per_buyer(value: object) -> int | None:
+    """MAX_PER_BUYER as given: None (keep the show's) or a whole number 1-10,000."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PER_BUYER_MAX:
+        raise InvalidShowError(
+            f"max per buyer {value!r} must be a whole number from 1 to {MAX_PER_BUYER_MAX:,}"
+        )
     return int(text)
 
 
@@ -165,10 +191,17 @@ def tickets_sold(dynamodb: Any, tables: Tables, show_id: str) -> int:
 
 
 def set_stock(
-    dynamodb: Any, tables: Tables, show: ShowSpec, buckets: int | None = None
+    dynamodb: Any,
+    tables: Tables,
+    show: ShowSpec,
+    buckets: int | None = None,
+    max_per_buyer: int | None = None,
+    new_show_max_per_buyer: int | None = None,
 ) -> StockChange:
     """Make ShowTickets hold `show`'s price and its unsold tickets, show.tickets - sold, in
-    `buckets` items (None: as many as the show has now, 1 for a new show).
+    `buckets` items (None: as many as the show has now, 1 for a new show), with the per-buyer
+    cap `max_per_buyer` (None: the show's own, else `new_show_max_per_buyer`, else none: the
+    stack's MaxTicketsPerBuyer applies at the sale).
 
     The sale keeps tickets left + sold equal to the show's tickets at every moment (every
     decrement commits with its TicketSales record). The items are read first, then the sales;
@@ -185,20 +218,24 @@ def set_stock(
             )
         available = show.tickets - sold
         wanted = buckets or (current.buckets if current else 1)
-        if current is not None and (current.buckets, current.available, current.price) == (
-            wanted,
-            available,
-            show.ticket_price,
-        ):
-            return StockChange("unchanged", sold, available, wanted)
-        writes = stock_writes(dynamodb, tables, show, wanted, available, current)
+        cap = max_per_buyer or (current.max_per_buyer if current else None)
+        cap = cap or new_show_max_per_buyer
+        if current is not None and (
+            current.buckets,
+            current.available,
+            current.price,
+            current.max_per_buyer,
+        ) == (wanted, available, show.ticket_price, cap):
+            return StockChange("unchanged", sold, available, wanted, cap)
+        writes = stock_writes(dynamodb, tables, show, wanted, available, current, cap)
         try:
             dynamodb.transact_write_items(TransactItems=writes)
         except ClientError as error:
             if error.response["Error"]["Code"] != "TransactionCanceledException":
                 raise
             continue  # a sale (or another organiser) changed an item after it was read
-        return StockChange("created" if current is None else "updated", sold, available, wanted)
+        outcome = "created" if current is None else "updated"
+        return StockChange(outcome, sold, available, wanted, cap)
     raise ShowCommandError(
         f"the stock of {show.name!r} kept changing while it was set; run the command again"
     )
@@ -211,6 +248,7 @@ def stock_writes(
     buckets: int,
     available: int,
     current: Stock | None,
+    max_per_buyer: int | None = None,
 ) -> list[dict[str, Any]]:
     """The transaction that lays the show out afresh, each item conditioned on what was read.
 
@@ -225,6 +263,8 @@ def stock_writes(
     }
     if buckets > 1:
         item["buckets"] = {"N": str(buckets)}
+    if max_per_buyer is not None:
+        item["maxPerBuyer"] = {"N": str(max_per_buyer)}
     show_write: dict[str, Any]
     if current is None:
         show_write = {
@@ -311,6 +351,8 @@ class Target:
     tables: Tables
     dynamodb: Any
     write_catalog: Callable[[ShowSpec], str]
+    # The stack's MaxTicketsPerBuyer: the cap a new show is written with unless given one.
+    max_per_buyer: int
 
 
 def local_target(environ: Mapping[str, str]) -> Target:
@@ -326,8 +368,18 @@ def local_target(environ: Mapping[str, str]) -> Target:
     except ConfigError as error:
         raise ShowCommandError(f"DATABASE_URL: {error}") from None
     return Target(
-        LOCAL_TABLES, local_dynamodb(environ), lambda show: write_show(settings, show).value
+        LOCAL_TABLES,
+        local_dynamodb(environ),
+        lambda show: write_show(settings, show).value,
+        template_max_per_buyer(),
     )
+
+
+def template_max_per_buyer() -> int:
+    """MaxTicketsPerBuyer's default in template.yaml: what `make local` runs with."""
+    from offline import cfn_template
+
+    return int(cfn_template.load_template()["Parameters"]["MaxTicketsPerBuyer"]["Default"])
 
 
 def local_dynamodb(environ: Mapping[str, str]) -> Any:
@@ -349,22 +401,49 @@ def stack_target(stack: str) -> Target:
     except ClientError as error:
         raise ShowCommandError(f"stack {stack!r}: {error.response['Error']['Message']}") from None
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    needed = ("ShowCatalogFunctionName", "ShowTicketsTableName", "TicketSalesTableName")
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in described.get("Parameters", [])}
+    if "MaxTicketsPerBuyer" not in parameters:
+        raise ShowCommandError(f"stack {stack!r} has no parameter MaxTicketsPerBuyer: update it")
+    needed = (
+        "ShowCatalogFunctionName",
+        "ShowTicketsTableName",
+        "TicketSalesTableName",
+        "DatabaseEndpoint",
+        "DatabasePort",
+    )
     missing = [name for name in needed if name not in outputs]
     if missing:
         raise ShowCommandError(f"stack {stack!r} has no output {', '.join(missing)}")
     lambda_client = session.client("lambda")
+    rds_client = session.client("rds")
     function_name = outputs["ShowCatalogFunctionName"]
+    host, port = outputs["DatabaseEndpoint"], int(outputs["DatabasePort"])
+
+    def write_catalog(show: ShowSpec) -> str:
+        # Signed here with the organiser's credentials (rds-db:connect on the shows user, the
+        # organiser's policy): the catalog function has no database permission of its own.
+        token = rds_client.generate_db_auth_token(DBHostname=host, Port=port, DBUsername=SHOWS_USER)
+        return invoke_catalog_function(lambda_client, function_name, show, token)
+
     return Target(
         Tables(outputs["ShowTicketsTableName"], outputs["TicketSalesTableName"]),
         session.client("dynamodb"),
-        lambda show: invoke_catalog_function(lambda_client, function_name, show),
+        write_catalog,
+        int(parameters["MaxTicketsPerBuyer"]),
     )
 
 
-def invoke_catalog_function(lambda_client: Any, function_name: str, show: ShowSpec) -> str:
-    """The show into the private catalog, by invoking the stack's ShowCatalogFunction."""
-    payload = {"name": show.name, "ticketPrice": str(show.ticket_price), "tickets": show.tickets}
+def invoke_catalog_function(
+    lambda_client: Any, function_name: str, show: ShowSpec, database_token: str
+) -> str:
+    """The show into the private catalog, by invoking the stack's ShowCatalogFunction with a
+    database token for the shows user."""
+    payload = {
+        "name": show.name,
+        "ticketPrice": str(show.ticket_price),
+        "tickets": show.tickets,
+        "databaseToken": database_token,
+    }
     response = lambda_client.invoke(
         FunctionName=function_name, Payload=json.dumps(payload).encode()
     )
@@ -375,13 +454,17 @@ def invoke_catalog_function(lambda_client: Any, function_name: str, show: ShowSp
     return str(answer["catalog"])
 
 
-def apply_show(show: ShowSpec, target: Target, buckets: int | None = None) -> str:
+def apply_show(
+    show: ShowSpec, target: Target, buckets: int | None = None, max_per_buyer: int | None = None
+) -> str:
     """The stock, then the catalog row; the line to print.
 
     Stock first: that is where "fewer tickets than sold" is found, before anything is written.
     Should the catalog then fail, running the same command again finishes the job.
     """
-    stock = set_stock(target.dynamodb, target.tables, show, buckets)
+    stock = set_stock(
+        target.dynamodb, target.tables, show, buckets, max_per_buyer, target.max_per_buyer
+    )
     try:
         catalog = target.write_catalog(show)
     except (pymysql.err.Error, BotoCoreError, ClientError, ShowCommandError) as error:
@@ -392,7 +475,8 @@ def apply_show(show: ShowSpec, target: Target, buckets: int | None = None) -> st
     return (
         f"{show.name}: ShowTickets {stock.outcome} ({stock.tickets_available} of"
         f" {show.tickets} tickets left to sell, {stock.sold} sold, price {show.ticket_price},"
-        f" {stock.buckets} bucket{'s' if stock.buckets > 1 else ''});"
+        f" {stock.buckets} bucket{'s' if stock.buckets > 1 else ''},"
+        f" at most {stock.max_per_buyer} a buyer);"
         f" catalog {catalog}"
     )
 
@@ -404,6 +488,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     parser.add_argument("--tickets", default="", help="tickets the show has, sold ones included")
     parser.add_argument(
         "--buckets", default="", help="stock items to sell from (1-99); empty: keep the show's"
+    )
+    parser.add_argument(
+        "--max-per-buyer",
+        default="",
+        help="tickets one buyer may hold of the show (1-10,000); empty: keep the show's",
     )
     parser.add_argument("--stack", default="", help="a deployed stack; empty: make local")
     parser.add_argument(
@@ -423,8 +512,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             return 0
         show = parse_show(arguments.name or None, arguments.price, arguments.tickets)
         buckets = parse_buckets(arguments.buckets)
+        max_per_buyer = parse_max_per_buyer(arguments.max_per_buyer)
         target = stack_target(arguments.stack) if arguments.stack else local_target(environ)
-        print(apply_show(show, target, buckets))
+        print(apply_show(show, target, buckets, max_per_buyer))
     except (InvalidShowError, ShowCommandError) as error:
         print(f"make show: {error}", file=sys.stderr)
         return 2

@@ -1,18 +1,20 @@
-"""The events catalog in MySQL: a connection that waits out a resume, and the flyer UPDATE."""
+"""The events catalog in MySQL: a verified, token-authenticated connection that waits out a
+resume, and the flyer UPDATE."""
 
 from __future__ import annotations
 
 import contextlib
 import enum
 import functools
+import ssl
 import time
 from typing import Any
 
+import boto3
 import pymysql
 from aws_lambda_powertools import Logger
 from pymysql.constants import CR, ER
 
-from events_schema import apply_migrations
 from flyer_config import SERVICE_NAME, DbSettings
 from flyer_records import FlyerUpload
 
@@ -46,6 +48,8 @@ _RETRIED_CONNECT_ERRORS = frozenset(
     }
 )
 
+_CERTIFICATE_ERROR = ssl.SSLCertVerificationError
+
 # One statement: the flyer and its guard change together or not at all. The row tuple mirrors
 # FlyerUpload.version: only a strictly newer upload replaces the flyer, so a repeated record
 # matches nothing and an older one arriving late cannot overwrite a newer one. A flyer set
@@ -70,16 +74,19 @@ class FlyerOutcome(enum.Enum):
 
 
 def open_connection(settings: DbSettings) -> Any:
-    """A new autocommit connection; TLS verified against `settings.ssl_ca` when it is set."""
+    """A new autocommit connection, as `settings.user` with its password or an IAM token.
+
+    With a CA bundle, TLS is required (PyMySQL refuses a server that does not offer it, before
+    sending any credential), the certificate must chain to the bundle and name the host.
+    """
     tls: dict[str, Any] = {}
     if settings.ssl_ca is not None:
-        # Require TLS and check the certificate chain and that it was issued for this host.
-        tls = {"ssl_ca": str(settings.ssl_ca), "ssl_verify_identity": True}
+        tls = {"ssl_ca": str(settings.ssl_ca), "ssl_verify_cert": True, "ssl_verify_identity": True}
     return pymysql.connect(
         host=settings.host,
         port=settings.port,
         user=settings.user,
-        password=settings.password,
+        password=settings.password if settings.password is not None else iam_auth_token(settings),
         database=settings.name,
         charset="utf8mb4",
         autocommit=True,
@@ -88,6 +95,26 @@ def open_connection(settings: DbSettings) -> Any:
         write_timeout=QUERY_TIMEOUT_SECONDS,
         **tls,
     )
+
+
+def iam_auth_token(settings: DbSettings) -> str:
+    """An RDS IAM authentication token for `settings.user`, valid 15 minutes.
+
+    Signed here with the function's own credentials (SigV4, no request to AWS): no endpoint, no
+    NAT gateway. The database checks it with IAM; it travels as a cleartext password, which is
+    why it is only ever sent over verified TLS (DbSettings refuses IAM without a CA bundle).
+    """
+    token: str = _rds_client(str(settings.region)).generate_db_auth_token(
+        DBHostname=settings.host, Port=settings.port, DBUsername=settings.user
+    )
+    return token
+
+
+@functools.cache
+def _rds_client(region: str) -> Any:
+    # Created on first use, once per execution environment: loading its model takes a moment.
+    # A session of its own reads the credentials afresh (the default one caches them).
+    return boto3.session.Session().client("rds", region_name=region)
 
 
 def connect_waiting_out_a_resume(settings: DbSettings) -> Any:
@@ -100,7 +127,10 @@ def connect_waiting_out_a_resume(settings: DbSettings) -> Any:
             connection = open_connection(settings)
         except pymysql.err.OperationalError as error:
             code = error.args[0] if error.args else None
-            if code not in _RETRIED_CONNECT_ERRORS or time.monotonic() >= deadline:
+            # PyMySQL reports a certificate that fails verification as a connection error: no
+            # wait makes an impostor (or a wrong CA bundle) pass.
+            refused = isinstance(getattr(error, "original_exception", None), _CERTIFICATE_ERROR)
+            if code not in _RETRIED_CONNECT_ERRORS or refused or time.monotonic() >= deadline:
                 raise
             logger.info("Database not answering yet; trying again", extra={"error": repr(error)})
             time.sleep(RETRY_PAUSE_SECONDS)
@@ -115,13 +145,13 @@ class EventsDb:
 
     The handler closes it at the end of every invocation: a connection left open by a frozen
     execution environment would keep an Aurora Serverless v2 catalog from ever pausing. The
-    first connection of an execution environment also applies pending migrations.
+    schema is not this function's to change (its database user may only read and update
+    `events`): the deployment migrates it (catalog_users).
     """
 
     def __init__(self, settings: DbSettings) -> None:
         self._settings = settings
         self._connection: Any = None
-        self._schema_checked = False
 
     def store_flyer(self, upload: FlyerUpload) -> FlyerOutcome:
         """Record `upload` as its event's flyer unless the row already has it or a newer one."""
@@ -145,19 +175,8 @@ class EventsDb:
                 connection.close()
 
     def _open(self) -> Any:
-        connection = connect_waiting_out_a_resume(self._settings)
-        try:
-            if not self._schema_checked:
-                applied = apply_migrations(connection)
-                if applied:
-                    logger.info("Applied schema migrations", extra={"versions": applied})
-                self._schema_checked = True
-        except BaseException:
-            with contextlib.suppress(pymysql.err.Error):
-                connection.close()
-            raise
-        self._connection = connection
-        return connection
+        self._connection = connect_waiting_out_a_resume(self._settings)
+        return self._connection
 
     @staticmethod
     def _store_flyer(connection: Any, upload: FlyerUpload) -> FlyerOutcome:

@@ -1,7 +1,8 @@
-"""Database settings of the flyer function, read once from the environment."""
+"""Database settings of the catalog functions, read once from the environment."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,11 +17,20 @@ DB_HOST = "DB_HOST"
 DB_PORT = "DB_PORT"
 DB_NAME = "DB_NAME"
 DB_USER = "DB_USER"
+# How DB_USER logs in: `iam` (an RDS IAM authentication token, signed at each connection, the
+# only way on AWS) or `password` (DB_PASSWORD: a local MariaDB and the tests).
+DB_AUTH = "DB_AUTH"
 DB_PASSWORD = "DB_PASSWORD"  # noqa: S105 - the variable's name, not a password
-# Optional: a PEM CA bundle; when set, TLS is required and the server's certificate and host
-# name are verified against it.
+# A PEM CA bundle: TLS is then required, and the server's certificate and host name verified
+# against it. A relative path is read from the function's own folder, where the build puts the
+# RDS bundle (template.yaml). Optional only for a server on this machine's loopback.
 DB_SSL_CA = "DB_SSL_CA"
+# Set by the Lambda runtime: the region an IAM authentication token is signed for.
+AWS_REGION = "AWS_REGION"
 
+AUTH_IAM = "iam"
+AUTH_PASSWORD = "password"  # noqa: S105 - a mode's name, not a password
+FUNCTION_DIR = Path(__file__).resolve().parent
 _DEFAULT_PORT = 3306
 
 
@@ -36,15 +46,29 @@ class DbSettings:
     port: int
     name: str
     user: str
-    password: str = field(repr=False)
+    # None: log in with an RDS IAM authentication token for `user`, signed in `region` when the
+    # connection opens (tokens last 15 minutes).
+    password: str | None = field(default=None, repr=False)
     ssl_ca: Path | None = None
+    region: str | None = None
+
+    def __post_init__(self) -> None:
+        # Every login crosses a network only over TLS that authenticates the server: a token or
+        # password sent to an impostor is a credential lost.
+        if self.ssl_ca is None and not is_loopback(self.host):
+            raise ConfigError(
+                f"{DB_SSL_CA} is required for a database at {self.host}: the server must be"
+                " authenticated (only a loopback server may go without)"
+            )
+        if self.password is None and (self.ssl_ca is None or not self.region):
+            raise ConfigError(f"IAM authentication needs {DB_SSL_CA} and {AWS_REGION}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> DbSettings:
-        """Read DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_PASSWORD and the optional DB_SSL_CA.
+        """Read DB_HOST, DB_PORT, DB_NAME, DB_USER, DB_AUTH, DB_SSL_CA and what DB_AUTH needs:
+        DB_PASSWORD (may be empty: a local server's passwordless root) or AWS_REGION.
 
-        A missing variable raises ConfigError naming it. DB_PASSWORD may be empty (a local
-        server's passwordless root) but must be present, so that forgetting it is not silent.
+        A missing variable raises ConfigError naming it.
         """
 
         def required(name: str, *, allow_empty: bool = False) -> str:
@@ -62,26 +86,49 @@ class DbSettings:
             raise ConfigError(f"{DB_PORT} must be a port number, not {port_text!r}")
 
         ssl_ca_text = environ.get(DB_SSL_CA, "")
-        ssl_ca = Path(ssl_ca_text) if ssl_ca_text else None
+        ssl_ca = FUNCTION_DIR / ssl_ca_text if ssl_ca_text else None
         if ssl_ca is not None and not ssl_ca.is_file():
             raise ConfigError(f"{DB_SSL_CA} names a file that does not exist: {ssl_ca_text}")
+
+        auth = required(DB_AUTH)
+        if auth == AUTH_PASSWORD:
+            password: str | None = required(DB_PASSWORD, allow_empty=True)
+            region = None
+        elif auth == AUTH_IAM:
+            if DB_PASSWORD in environ:
+                raise ConfigError(f"{DB_PASSWORD} must not be set with {DB_AUTH}={AUTH_IAM}")
+            password, region = None, required(AWS_REGION)
+        else:
+            raise ConfigError(f"{DB_AUTH} must be {AUTH_IAM} or {AUTH_PASSWORD}, not {auth!r}")
 
         return cls(
             host=required(DB_HOST),
             port=port,
             name=required(DB_NAME),
             user=required(DB_USER),
-            password=required(DB_PASSWORD, allow_empty=True),
+            password=password,
             ssl_ca=ssl_ca,
+            region=region,
         )
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: `localhost` or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def db_environ_from_url(url: str) -> dict[str, str]:
     """The DB_* variables equivalent to a `mysql://user:password@host:port/db` URL.
 
-    Tests and the local stack configure the database as one DATABASE_URL; the function itself
-    only reads the DB_* variables, which is what the template provides on AWS. The optional query
-    parameter `ssl_ca` becomes DB_SSL_CA. User and password are percent-decoded.
+    Tests and the local stack configure the database as one DATABASE_URL, logging in with a
+    password; the function itself only reads the DB_* variables, which is what the template
+    provides on AWS. The optional query parameter `ssl_ca` becomes DB_SSL_CA. User and password
+    are percent-decoded.
     """
     parts = urlsplit(url)
     if parts.scheme != "mysql":
@@ -108,6 +155,7 @@ def db_environ_from_url(url: str) -> dict[str, str]:
         DB_PORT: str(port),
         DB_NAME: database,
         DB_USER: unquote(parts.username),
+        DB_AUTH: AUTH_PASSWORD,
         DB_PASSWORD: unquote(parts.password or ""),
     }
     if query.get("ssl_ca"):

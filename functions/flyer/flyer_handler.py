@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from events_db import FlyerOutcome, close_default_events_db, default_events_db
 from flyer_config import SERVICE_NAME
-from flyer_records import FlyerUpload, NotAFlyerError, parse_flyer_record
+from flyer_records import FlyerUpload, NotAFlyerError, UnsafeKeyError, parse_flyer_record
 
 logger = Logger(service=SERVICE_NAME)
 metrics = Metrics(service=SERVICE_NAME)
@@ -63,6 +63,14 @@ def _parse(record: S3EventRecord) -> FlyerUpload | None:
             # S3 notifications carry no content type; events replayed by tools may.
             content_type=s3_object.get("contentType"),
         )
+    except UnsafeKeyError as reason:
+        # Counted apart from ordinary skips: someone uploads keys crafted to alias other objects.
+        metrics.add_metric(name="FlyerKeyRefused", unit=MetricUnit.Count, value=1)
+        logger.warning(
+            "Refused a flyer key that would alias another object",
+            extra={"bucket": record.s3.bucket.name, "key": raw_key, "reason": str(reason)},
+        )
+        return None
     except NotAFlyerError as reason:
         logger.warning(
             "Skipped a record that is not a flyer",

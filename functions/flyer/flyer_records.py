@@ -20,6 +20,10 @@ class NotAFlyerError(Exception):
     """The record is well formed but announces no flyer; it is skipped, not retried."""
 
 
+class UnsafeKeyError(NotAFlyerError):
+    """The key has a `.` or `..` segment: its s3:// URI would resolve to another object."""
+
+
 class MalformedRecordError(Exception):
     """The record is not a usable S3 notification; the invocation fails and goes to the DLQ."""
 
@@ -105,8 +109,9 @@ def parse_flyer_record(
 ) -> FlyerUpload:
     """The flyer announced by one S3 record, from the record's raw fields.
 
-    Raises NotAFlyerError for records to skip (not an object creation, not an image, a blank
-    name) and MalformedRecordError for records that cannot come from S3.
+    Raises NotAFlyerError for records to skip (not an object creation, a key with dot
+    segments, not an image, a blank name) and MalformedRecordError for records that cannot come
+    from S3.
     """
     try:
         key = decode_key(raw_key)
@@ -119,6 +124,9 @@ def parse_flyer_record(
 
     if not event_type.startswith("ObjectCreated:"):
         raise NotAFlyerError(f"not an object creation: {event_type}")
+    if any(segment in (".", "..") for segment in key.split("/")):
+        # S3 keys are literal, but whoever follows s3://bucket/../../Rock.png resolves the dots.
+        raise UnsafeKeyError("the key has a '.' or '..' segment")
     if not has_image_extension(key):
         raise NotAFlyerError("the file name has no image extension")
     if content_type is not None and not is_image_content_type(content_type):

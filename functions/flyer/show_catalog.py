@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from card_numbers import holds_card_number
 from events_db import connect_waiting_out_a_resume
-from events_schema import apply_migrations
 from flyer_config import DbSettings
 
 # The catalog's limits (migrations/001_events.sql): VARCHAR(255), DECIMAL(10, 2), INT UNSIGNED.
@@ -61,6 +61,15 @@ def parse_show(name: object, ticket_price: object, tickets: object) -> ShowSpec:
     name = unicodedata.normalize("NFC", name)
     if len(name) > NAME_MAX_CHARACTERS:
         raise InvalidShowError(f"name is {len(name)} characters long; at most 255")
+    if "#" in name:
+        # `<show>#<i>` keys a show's bucket and `<show>#sNN` its sale records' partitions.
+        raise InvalidShowError("name holds '#', which joins a show's name to its internal keys")
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in name):
+        # Format characters (U+200B, U+202E) make two different names look the same.
+        raise InvalidShowError("name holds a control or format character")
+    if holds_card_number(name):
+        # The name is the showId, stored in every claim and sale record: never a card number.
+        raise InvalidShowError("name holds a card number")
     return ShowSpec(name, _price(ticket_price), _tickets(tickets))
 
 
@@ -107,8 +116,10 @@ def upsert_show(connection: Any, show: ShowSpec) -> CatalogOutcome:
 
 
 def write_show(settings: DbSettings, show: ShowSpec) -> CatalogOutcome:
-    """Upsert `show` over a connection of its own (waiting out a resume), then close it."""
+    """Upsert `show` over a connection of its own (waiting out a resume), then close it.
+
+    The schema must be in place: the deployment (catalog_users) or `make local` migrates it.
+    """
     connection = connect_waiting_out_a_resume(settings)
     with contextlib.closing(connection):
-        apply_migrations(connection)
         return upsert_show(connection, show)

@@ -19,6 +19,8 @@ gc.disable()
 
 import base64
 import json
+import os
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -29,14 +31,22 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from card_validation import InvalidCardError, check_card
 from purchase_idempotency import answer_once, idempotency_key
 from purchase_outcomes import (
+    BUYER_MISMATCH,
     BY_METRIC,
     INTERNAL_ERROR,
     INVALID_CARD,
     INVALID_REQUEST,
     SOLD,
+    UNAUTHORIZED,
     Outcome,
 )
-from purchase_request import InvalidRequestError, parse_purchase
+from purchase_request import (
+    BuyerMismatchError,
+    InvalidRequestError,
+    UnauthorizedError,
+    parse_buyer,
+    parse_purchase,
+)
 from purchase_workflow import RetryableError, Sale, SaleResult, attempt_id, run_purchase
 
 logger = Logger()
@@ -45,7 +55,10 @@ gc.freeze()
 gc.enable()
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+# log_event=False whatever POWERTOOLS_LOGGER_LOG_EVENT says: the event holds the card number.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False
+)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     outcome, body = purchase(event, context)
@@ -58,11 +71,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 def purchase(event: dict[str, Any], context: LambdaContext) -> tuple[Outcome, dict[str, Any]]:
     """The outcome of the request and the body that tells it; counts it once, in its metric."""
     try:
-        request = parse_purchase(request_body(event))
+        buyer = None if anonymous_buyers() else parse_buyer(token_claims(event))
+        request = parse_purchase(request_body(event), buyer)
         card = check_card(request.card_number)
         key = idempotency_key(event.get("headers") or {})
         sale = Sale(request.user_id, request.show_id, request.quantity, card)
         result = sell(sale, None) if key is None else answer_once(key, sale, sell, context)
+    except UnauthorizedError:
+        return counted(UNAUTHORIZED), {"message": UNAUTHORIZED.message}
+    except BuyerMismatchError:
+        return counted(BUYER_MISMATCH), {"message": BUYER_MISMATCH.message}
     except InvalidRequestError as error:
         errors = [{"field": e.field, "message": e.message} for e in error.errors]
         return counted(INVALID_REQUEST), {"message": INVALID_REQUEST.message, "errors": errors}
@@ -98,6 +116,23 @@ def counted(outcome: Outcome, *, replayed: bool = False) -> Outcome:
     return outcome
 
 
+@cache
+def anonymous_buyers() -> bool:
+    """BUYER_AUTH: `jwt`, the buyer is the token's subject; `none`, the body's userId (the seed's
+    anonymous contract, for demos)."""
+    mode = os.environ["BUYER_AUTH"]
+    if mode not in ("jwt", "none"):
+        raise ValueError(f"BUYER_AUTH must be jwt or none, not {mode!r}")
+    return mode == "none"
+
+
+def token_claims(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The claims the HTTP API's JWT authorizer verified (payload format 2.0), None without."""
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims")
+    return claims if isinstance(claims, dict) else None
+
+
 def request_body(event: dict[str, Any]) -> bytes | str | None:
     """The body as API Gateway sent it: text, or the bytes of a body it base64-encoded (one
     that is not UTF-8, for instance), for the parser to judge."""
@@ -107,6 +142,6 @@ def request_body(event: dict[str, Any]) -> bytes | str | None:
     return body
 
 
-def sell(sale: Sale, user_key: str | None) -> SaleResult:
-    """Run the sale as the attempt of `user_key` (the user's Idempotency-Key, None: a new one)."""
-    return run_purchase(sale, attempt_id(user_key))
+def sell(sale: Sale, key: str | None) -> SaleResult:
+    """Run the sale as the attempt of `key` (the buyer's Idempotency-Key, None: a new one)."""
+    return run_purchase(sale, attempt_id(sale, key))

@@ -1,7 +1,8 @@
 """Client idempotency: a repeated Idempotency-Key returns the first answer without selling again.
 
-Records live 24 hours in the IdempotencyRecords table (Powertools Idempotency). The key is the
-user and the header, so one client's keys never collide with another's; the record is checked
+Records live 24 hours in the IdempotencyRecords table (Powertools Idempotency). The record's key
+digests the buyer and the header as one JSON list, so that no two buyers' keys collide, whatever
+characters they hold; the record is checked
 against the request (user, show, quantity, card brand and last 4: never the card number), so
 the same key with a different request is refused. Only final answers are kept; a retry after any
 other runs the same attempt again, which finds the first attempt's sale if it made one.
@@ -19,13 +20,16 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from purchase_outcomes import IN_PROGRESS
-from purchase_request import FieldError, InvalidRequestError
+from purchase_request import FieldError, InvalidRequestError, id_problem
 from purchase_workflow import RetryableError, Sale, SaleResult
 
 HEADER = "idempotency-key"
 RECORD_SECONDS = 24 * 3600
 _VISIBLE_ASCII = frozenset(chr(code) for code in range(0x21, 0x7F))
 _MAX_KEY_LENGTH = 128
+# What the record is keyed on: a JMESPath list, which Powertools digests as JSON, where no
+# separator can be forged.
+RECORD_KEY_JMESPATH = "[buyer, key]"
 
 # Sells `sale` as the attempt of an Idempotency-Key (the user's key, None without one).
 Sell = Callable[[Sale, str | None], SaleResult]
@@ -33,8 +37,10 @@ Sell = Callable[[Sale, str | None], SaleResult]
 
 @dataclass(frozen=True, slots=True)
 class KeyedSale:
-    """What the idempotency record is keyed on (`key`) and checked against (`request`)."""
+    """What the idempotency record is keyed on (`buyer` and `key`) and checked against
+    (`request`)."""
 
+    buyer: str
     key: str
     request: Sale
 
@@ -42,10 +48,15 @@ class KeyedSale:
 def idempotency_key(headers: dict[str, str]) -> str | None:
     """The request's Idempotency-Key, None without one; a malformed key is an invalid request."""
     key = next((value for name, value in headers.items() if name.lower() == HEADER), None)
-    if key is not None and not (0 < len(key) <= _MAX_KEY_LENGTH and _VISIBLE_ASCII.issuperset(key)):
+    if key is None:
+        return None
+    if not (0 < len(key) <= _MAX_KEY_LENGTH and _VISIBLE_ASCII.issuperset(key)):
         raise InvalidRequestError(
             [FieldError("Idempotency-Key", "must be 1 to 128 visible ASCII characters")]
         )
+    problem = id_problem(key)
+    if problem is not None:
+        raise InvalidRequestError([FieldError("Idempotency-Key", problem)])
     return key
 
 
@@ -71,7 +82,7 @@ def _once(sell: Sell) -> tuple[Any, Callable[..., SaleResult]]:
     )
 
     config = IdempotencyConfig(
-        event_key_jmespath="key",
+        event_key_jmespath=RECORD_KEY_JMESPATH,
         payload_validation_jmespath="request",
         expires_after_seconds=RECORD_SECONDS,
         response_hook=_replayed,
@@ -107,7 +118,7 @@ def answer_once(key: str, sale: Sale, sell: Sell, context: LambdaContext) -> Sal
     # Lets an IN_PROGRESS record expire with the invocation if the function dies mid-sale.
     config.register_lambda_context(context)
     try:
-        return once(attempt=KeyedSale(key=f"{sale.user_id}:{key}", request=sale))
+        return once(attempt=KeyedSale(buyer=sale.user_id, key=key, request=sale))
     except IdempotencyAlreadyInProgressError:
         raise RetryableError(IN_PROGRESS) from None
     except IdempotencyValidationError:

@@ -32,6 +32,21 @@ SOLD_OUT = Outcome(
 SHOW_NOT_FOUND = Outcome(
     "ShowNotFound", HTTPStatus.NOT_FOUND, "Show not found.", "ShowNotFound", final=True
 )
+# The sale would take the buyer past the show's per-buyer cap: tickets may remain for others.
+BUYER_LIMIT_REACHED = Outcome(
+    "BuyerLimitReached",
+    HTTPStatus.CONFLICT,
+    "Ticket limit per buyer reached for this show.",
+    "BuyerLimitReached",
+    final=True,
+)
+# The body names a buyer other than the signed-in one: nothing is judged, nothing is written.
+BUYER_MISMATCH = Outcome(
+    "BuyerMismatch", HTTPStatus.FORBIDDEN, "userId is not the signed-in buyer."
+)
+# Tokens are checked by the API's JWT authorizer; an event without its claims never reaches a
+# deployed function. This is API Gateway's own answer, for a route left without the authorizer.
+UNAUTHORIZED = Outcome("Unauthorized", HTTPStatus.UNAUTHORIZED, "Unauthorized")
 IN_PROGRESS = Outcome(
     "PurchaseInProgress",
     HTTPStatus.BAD_REQUEST,
@@ -62,6 +77,9 @@ OUTCOMES = (
     SOLD,
     SOLD_OUT,
     SHOW_NOT_FOUND,
+    BUYER_LIMIT_REACHED,
+    BUYER_MISMATCH,
+    UNAUTHORIZED,
     IN_PROGRESS,
     INVALID_REQUEST,
     INVALID_CARD,

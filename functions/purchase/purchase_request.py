@@ -7,12 +7,17 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
+from card_numbers import holds_card_number
+
 MAX_USER_ID_LENGTH = 128
-MAX_SHOW_ID_LENGTH = 256
+# The catalog's `events.name` column holds 255 characters.
+MAX_SHOW_ID_LENGTH = 255
 MIN_QUANTITY = 1
 MAX_QUANTITY = 10
 DEFAULT_QUANTITY = 1
 FIELDS = frozenset({"userId", "showId", "cardNumber", "quantity"})
+# Unicode categories no id may hold: control, surrogate and format characters.
+_NOT_IN_IDS = frozenset({"Cc", "Cs", "Cf"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,14 @@ class FieldError:
     message: str
 
 
+class UnauthorizedError(Exception):
+    """No verified token names the buyer, though the API takes only signed-in buyers."""
+
+
+class BuyerMismatchError(Exception):
+    """The body's userId is not the signed-in buyer: a request acts for its own buyer only."""
+
+
 class InvalidRequestError(Exception):
     """The body is not a valid purchase request; `errors` says which fields and why."""
 
@@ -38,17 +51,49 @@ class InvalidRequestError(Exception):
         self.errors = errors
 
 
-def parse_purchase(body: bytes | str | None) -> PurchaseRequest:
-    """Return the purchase a body asks for, or raise InvalidRequestError listing every problem."""
+def parse_buyer(claims: dict[str, Any] | None) -> str:
+    """The signed-in buyer: the subject of the token the API's authorizer verified.
+
+    The issuer assigns it (a Cognito user pool: a UUID), so it is not searched for card numbers,
+    which a random id may resemble; it must still be an id the tables can key on.
+    """
+    subject = (claims or {}).get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise UnauthorizedError
+    if len(subject) > MAX_USER_ID_LENGTH or any(
+        unicodedata.category(char) in _NOT_IN_IDS for char in subject
+    ):
+        raise InvalidRequestError(
+            [FieldError("token", f"subject must be 1 to {MAX_USER_ID_LENGTH} printable characters")]
+        )
+    return subject
+
+
+def parse_purchase(body: bytes | str | None, buyer: str | None) -> PurchaseRequest:
+    """Return the purchase a body asks for, or raise InvalidRequestError listing every problem.
+
+    `buyer` is the signed-in buyer (the token's subject), None when the API takes anonymous
+    buyers: then the body's `userId` names the buyer; otherwise it is optional and, if present,
+    must be `buyer` (BuyerMismatchError).
+    """
     document = _load_json_object(body)
     errors = [
         FieldError(name, "is not a known field (expected userId, showId, cardNumber, quantity)")
         for name in sorted(set(document) - FIELDS)
     ]
-    user_id = _text(document, "userId", MAX_USER_ID_LENGTH, errors)
+    if buyer is None:
+        user_id = _id_text(document, "userId", MAX_USER_ID_LENGTH, errors)
+    else:
+        user_id = buyer
+        if "userId" in document and document["userId"] != buyer:
+            # Checked before the other fields: nothing of another buyer's request is judged.
+            raise BuyerMismatchError
     # Show names are stored NFC-normalised (flyer file names are too): "Café" typed either way
     # is the same show.
-    show_id = unicodedata.normalize("NFC", _text(document, "showId", MAX_SHOW_ID_LENGTH, errors))
+    show_id = unicodedata.normalize("NFC", _id_text(document, "showId", MAX_SHOW_ID_LENGTH, errors))
+    if "#" in show_id:
+        # `#` joins a show's name to its bucket and sale-shard keys: no show's name holds it.
+        errors.append(FieldError("showId", "must not contain '#'"))
     card_number = document.get("cardNumber")
     if not isinstance(card_number, str):
         errors.append(FieldError("cardNumber", "is required and must be a string"))
@@ -84,14 +129,27 @@ def _load_json_object(body: bytes | str | None) -> dict[str, Any]:
     return document
 
 
-def _text(document: dict[str, Any], name: str, max_length: int, errors: list[FieldError]) -> str:
+def _id_text(document: dict[str, Any], name: str, max_length: int, errors: list[FieldError]) -> str:
     value = document.get(name)
     if not isinstance(value, str) or not 1 <= len(value) <= max_length:
         errors.append(FieldError(name, f"is required: a string of 1 to {max_length} characters"))
         return ""
-    # Control characters and lone surrogates cannot be stored or shown; reject them here
-    # rather than fail later inside the workflow.
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
-        errors.append(FieldError(name, "must not contain control characters"))
+    problem = id_problem(value)
+    if problem is not None:
+        errors.append(FieldError(name, problem))
         return ""
     return value
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` cannot be an id (a buyer, a show, an Idempotency-Key), None if it can.
+
+    Control characters and lone surrogates cannot be stored or shown; format characters (U+200B
+    zero width space, U+202E right-to-left override) make two different ids look the same; a
+    card number would be stored wherever the id is. The message never quotes the value.
+    """
+    if any(unicodedata.category(char) in _NOT_IN_IDS for char in value):
+        return "must not contain control or format characters"
+    if holds_card_number(value):
+        return "must not contain a card number"
+    return None

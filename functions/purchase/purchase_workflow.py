@@ -29,6 +29,9 @@ from purchase_outcomes import (
 
 # Finished claims are kept a week for support questions, then TTL deletes them for free.
 CLAIM_RETENTION_SECONDS = 7 * 24 * 3600
+# A claim that sold holds the buyer's tally for the show's per-buyer cap: it is kept two years
+# after the buyer's last purchase of the show, longer than any show stays on sale.
+TALLY_RETENTION_SECONDS = 2 * 365 * 24 * 3600
 # Starts refused before anything ran (throttled, or no connection made) are tried this often.
 START_ATTEMPTS = 3
 # Step Functions' own refusals to start: nothing was started, so a retry cannot run it twice.
@@ -90,8 +93,19 @@ class Sale:
 
     @property
     def execution_id(self) -> str:
-        """The claim's key in LambdaExecutionLog: one purchase per user and show at a time."""
+        """The seed's `userId-showId`, as the answer gives it."""
         return f"{self.user_id}-{self.show_id}"
+
+    @property
+    def claim_key(self) -> str:
+        """The claim's key in LambdaExecutionLog: one purchase per user and show at a time.
+
+        `userId-showId` with every `\\` and `-` of the user id escaped by a `\\`, so that the first
+        unescaped `-` ends the user id: (`vic-AC`, `DC`) and (`vic`, `AC-DC`) never share a
+        claim, while a user id without either character keeps the seed's plain form.
+        """
+        user = self.user_id.replace("\\", "\\\\").replace("-", "\\-")
+        return f"{user}-{self.show_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +118,18 @@ class SaleResult:
     replayed: bool = False
 
 
-def attempt_id(user_key: str | None) -> str:
+def attempt_id(sale: Sale, key: str | None) -> str:
     """The attempt's id: the claim's owner and the sale record's id (one sale per attempt).
 
-    With an Idempotency-Key (`user_key`: the user and the key) every retry of the request is the
-    same attempt, so a retry after a lost answer finds the first one's sale instead of making a
-    second.
+    With an Idempotency-Key every retry of the request is the same attempt, so a retry after a
+    lost answer finds the first one's sale instead of making a second. The id digests the buyer,
+    the show, the quantity and the key as one JSON list, which no two different requests share
+    whatever characters their ids hold.
     """
-    if user_key is None:
+    if key is None:
         return uuid.uuid4().hex
-    return hashlib.sha256(user_key.encode()).hexdigest()[:32]
+    request = json.dumps([sale.user_id, sale.show_id, sale.quantity, key], ensure_ascii=False)
+    return hashlib.sha256(request.encode()).hexdigest()[:32]
 
 
 def sales_key(show_id: str, attempt: str) -> str:
@@ -126,16 +142,21 @@ def sales_key(show_id: str, attempt: str) -> str:
 def workflow_input(sale: Sale, attempt: str, now: int) -> dict[str, Any]:
     """The execution input: everything the steps need, and of the card only brand and last 4."""
     return {
-        "executionId": sale.execution_id,
+        "executionId": sale.claim_key,
         "attemptId": attempt,
         "salesKey": sales_key(sale.show_id, attempt),
         "userId": sale.user_id,
         "showId": sale.show_id,
         "quantity": sale.quantity,
+        # Choice states compare strings with strings: the sale record's quantity is one.
+        "quantityText": str(sale.quantity),
         "card": {"brand": sale.card.brand, "last4": sale.card.last4},
         "now": now,
         "leaseExpiresAt": now + settings().lease_seconds,
         "expiresAt": now + CLAIM_RETENTION_SECONDS,
+        "tallyExpiresAt": now + TALLY_RETENTION_SECONDS,
+        # Commit passes so far, counted by the workflow; the first starts with this input.
+        "sellAttempt": {"count": 1},
     }
 
 

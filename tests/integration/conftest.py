@@ -159,6 +159,24 @@ def empty_database(mysql_server: Server) -> Iterator[Catalog]:
         admin.close()
 
 
+# The catalog's database users, logging in with passwords: MariaDB has no IAM authentication.
+USER_PASSWORDS = {
+    "schema_migrator": "migrate-pw",
+    "flyer_function": "flyer-pw",
+    "show_writer": "shows-pw",
+}
+
+
+def set_up_users(database: Catalog, passwords: dict[str, str] = USER_PASSWORDS) -> list[str]:
+    """Create the catalog's users and migrate as the deployment does; the migrations applied."""
+    from catalog_users import MIGRATIONS_USER, migrator_settings, set_up_catalog
+    from flyer_config import DbSettings
+
+    server = database.server
+    master = DbSettings(server.host, server.port, database.name, server.user, server.password)
+    return set_up_catalog(master, migrator_settings(master, passwords[MIGRATIONS_USER]), passwords)
+
+
 @pytest.fixture
 def catalog(empty_database: Catalog) -> Catalog:
     """A fresh database with the schema applied the same way the function applies it."""

@@ -22,7 +22,7 @@ SHOW = "Hot"
 def buy(user: str, quantity: int, show: str = SHOW) -> str:
     sale = purchase_workflow.Sale(user, show, quantity, Card("visa", "1111"))
     try:
-        result = purchase_workflow.run_purchase(sale, purchase_workflow.attempt_id(None))
+        result = purchase_workflow.run_purchase(sale, purchase_workflow.attempt_id(sale, None))
     except purchase_workflow.RetryableError as retryable:
         return retryable.outcome.metric
     return result.outcome_metric

@@ -208,6 +208,26 @@ def test_handler_unknown_event_warns_counts_and_inserts_nothing(
     assert warning["service"] == "flyer"
 
 
+def test_handler_key_with_dot_segments_refused_with_warning_and_metric(
+    flyer_function: Catalog,
+    lambda_context: Any,
+    flyer_logs: FlyerLogs,
+    flyer_metrics: Metrics,
+) -> None:
+    # GIVEN a flyer uploaded as ../../Rock en el Parque.png, for a show that exists
+    seed(flyer_function)
+    before = flyer_function.rows()
+
+    result = invoke("s3_flyer_dot_segments", lambda_context)
+
+    # THEN nothing is stored: its s3:// URI would resolve to another object
+    assert result == {"skipped": 1}
+    assert flyer_function.rows() == before
+    assert flyer_metrics() == {"FlyerKeyRefused": 1, "FlyerSkipped": 1}
+    [warning] = flyer_logs.warnings()
+    assert warning["message"] == "Refused a flyer key that would alias another object"
+
+
 @pytest.mark.parametrize("event", ["s3_flyer_not_an_image", "s3_flyer_wrong_content_type"])
 def test_handler_record_not_an_image_skipped_with_warning(
     flyer_function: Catalog,
@@ -343,18 +363,17 @@ def test_events_db_connection_killed_between_records_reconnects(
 # ---------------------------------------------------------------------------- schema
 
 
-def test_handler_database_without_schema_applies_migrations_first(
+@pytest.mark.filterwarnings("ignore:No application metrics to publish")
+def test_handler_database_without_schema_fails_and_changes_no_schema(
     flyer_function_on_empty_database: Catalog, lambda_context: Any
 ) -> None:
-    # GIVEN a database nobody has migrated
+    # GIVEN a database nobody has migrated (the deployment migrates, not the flyer function)
     assert flyer_function_on_empty_database.tables() == set()
 
-    # WHEN the function's first connection opens
-    result = invoke("s3_flyer_spaces", lambda_context)
-
-    # THEN the schema exists (and the empty catalog knows no event)
-    assert flyer_function_on_empty_database.tables() == {"events", "schema_migrations"}
-    assert result == {"unknown_event": 1}
+    # WHEN a flyer arrives THEN the invocation fails (Lambda retries it) and creates nothing
+    with pytest.raises(pymysql.err.ProgrammingError):
+        invoke("s3_flyer_spaces", lambda_context)
+    assert flyer_function_on_empty_database.tables() == set()
 
 
 def test_apply_migrations_up_to_date_applies_nothing(catalog: Catalog) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import socket
 import subprocess
@@ -21,8 +20,9 @@ import pytest
 
 from offline.local_stack import connect_catalog
 from offline.mariadb_server import free_port
+from offline.token import fetch_token
 from tests.integration.conftest import Server
-from tests.local_stack_process import ROOT, RunningStack, ports
+from tests.local_stack_process import ROOT, RunningStack, ports, stack_environment
 
 API = "http://127.0.0.1:3000"
 AWS = "http://127.0.0.1:4566"
@@ -32,8 +32,13 @@ VISA = "4111 1111 1111 1111"
 
 
 def post(body: Any, path: str = "/purchases", api: str = API) -> tuple[int, dict[str, Any]]:
+    """POST as a buyer would: with a token of the stack's issuer for the body's userId."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    request = urllib.request.Request(f"{api}{path}", data=data, method="POST")
+    buyer = body.get("userId") if isinstance(body, dict) else None
+    token = fetch_token(buyer if isinstance(buyer, str) else "u", api.rsplit(":", 1)[1])
+    request = urllib.request.Request(
+        f"{api}{path}", data=data, method="POST", headers={"Authorization": f"Bearer {token}"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read())
@@ -94,9 +99,19 @@ def test_local_stack_readme_quick_start_commands_work_as_printed(
     section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
     curls = [line for line in section.splitlines() if line.startswith("curl ")]
     assert len(curls) == 2
-    # WHEN each curl runs exactly as printed
+    # WHEN each curl runs exactly as printed, with the token the block's first line gets
+    (get_token,) = [line for line in section.splitlines() if line.startswith("export TOKEN=")]
     answers = [
-        json.loads(subprocess.run(c, shell=True, capture_output=True, text=True, check=True).stdout)
+        json.loads(
+            subprocess.run(
+                f"{get_token} && {c}",
+                shell=True,
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            ).stdout
+        )
         for c in curls
     ]
     # THEN one sells and one is sold out, and the banner printed the same commands
@@ -104,11 +119,12 @@ def test_local_stack_readme_quick_start_commands_work_as_printed(
         "Purchase completed.",
         "Tickets are sold out or purchase already processed.",
     ]
-    assert all(curl in local_stack.text for curl in curls)
+    assert all(line in local_stack.text for line in (get_token, *curls))
 
 
 def test_local_stack_seed_scenarios_over_http(local_stack: RunningStack) -> None:
-    user = f"seed-{uuid.uuid4().hex[:8]}"
+    # No `-` in the user id: its claim key is the seed's plain `userId-showId`.
+    user = f"seed{uuid.uuid4().hex[:8]}"
     body = {"userId": user, "showId": SHOW, "cardNumber": VISA}
     before = tickets_left(SHOW)
     # Seed scenario 1, new buyer: no claim yet -> sold
@@ -225,7 +241,7 @@ def test_local_stack_execution_trace_from_the_command_and_the_page(
     ).stdout
     states = re.findall(r"^\s*\d+\. (\w+) \[", trace, re.MULTILINE)
     # A sold-out buyer is answered from the stock check, without a transaction.
-    assert states[:2] == ["ClaimExecution", "CheckStock"]
+    assert states[:3] == ["CheckStock", "IsShowKnown", "ClaimExecution"]
     assert "SellTickets" not in states
     assert states[-2:] == ["MarkExecutionFailed", "PurchaseFailed"]
     assert "FAILED SoldOut" in trace.replace(":", "")
@@ -239,7 +255,7 @@ def run_to_exit(env: dict[str, str]) -> tuple[int, str]:
     result = subprocess.run(
         ["make", "--no-print-directory", "local"],
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**stack_environment(), **env},
         capture_output=True,
         text=True,
         timeout=60,
@@ -308,7 +324,13 @@ def test_local_stack_on_mysql_stores_flyers_answers_500_and_stops_cleanly(
         json.dumps([{"name": "Café del Mar 🎸", "ticketPrice": 12.5, "ticketsAvailable": 3}]),
         encoding="utf-8",
     )
-    env = {**ports(), "DATABASE_URL": mysql_server.url(database), "SHOWS_FILE": str(shows)}
+    env = {
+        **ports(),
+        "DATABASE_URL": mysql_server.url(database),
+        "SHOWS_FILE": str(shows),
+        # About the catalog and the workflow, not the buyer: the seed's anonymous contract.
+        "BUYER_AUTH": "none",
+    }
     stack = RunningStack(env)
     try:
         stack.wait_ready()

@@ -3,11 +3,11 @@
 Faults are switched on in the offline DynamoDB engine (offline/dynamodb_engine.py) for the calls
 the workflow makes, so the real ASL sees them exactly as DynamoDB errors, lost answers, conflicts
 or a stopped workflow, at that step:
-- ClaimExecution   -> PutItem on LambdaExecutionLog
+- ClaimExecution   -> UpdateItem on LambdaExecutionLog (its first)
 - CheckStock       -> GetItem on ShowTickets
 - SellTickets      -> TransactWriteItems
 - FindOwnSale      -> GetItem on TicketSales (after a cancelled commit)
-- MarkExecutionFailed -> UpdateItem on LambdaExecutionLog
+- MarkExecutionFailed -> UpdateItem on LambdaExecutionLog (after the claim's)
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def test_fault_claim_throttled_once_is_retried_and_sells(
     show: PurchaseStack, faults: Faults, lambda_context: Any
 ) -> None:
     faults.add(
-        Fault("PutItem", "LambdaExecutionLog", "ProvisionedThroughputExceededException", times=1)
+        Fault("UpdateItem", "LambdaExecutionLog", "ProvisionedThroughputExceededException", times=1)
     )
     assert buy(lambda_context)[0] == 200
     assert len(faults.retry_waits) == 1
@@ -112,7 +112,7 @@ def test_fault_claim_throttled_once_is_retried_and_sells(
 def test_fault_claim_throttled_throughout_answers_500_and_writes_nothing(
     show: PurchaseStack, faults: Faults, lambda_context: Any
 ) -> None:
-    faults.add(Fault("PutItem", "LambdaExecutionLog", "ProvisionedThroughputExceededException"))
+    faults.add(Fault("UpdateItem", "LambdaExecutionLog", "ProvisionedThroughputExceededException"))
     assert buy(lambda_context) == INTERNAL_ERROR
     assert len(faults.retry_waits) == 3  # MaxAttempts
     assert claim_status(show) is None
@@ -124,7 +124,9 @@ def test_fault_claim_written_but_answer_lost_is_retried_as_ours(
     show: PurchaseStack, faults: Faults, lambda_context: Any
 ) -> None:
     # GIVEN the claim is stored but DynamoDB's answer is an internal error
-    faults.add(Fault("PutItem", "LambdaExecutionLog", "InternalServerError", after=True, times=1))
+    faults.add(
+        Fault("UpdateItem", "LambdaExecutionLog", "InternalServerError", after=True, times=1)
+    )
     # THEN the retried claim finds its own attempt id and the sale goes through
     assert buy(lambda_context)[0] == 200
     assert claim_status(show) == "COMPLETED"
@@ -248,7 +250,7 @@ def test_fault_marking_failed_fails_keeps_the_answer_and_the_lease_frees_the_cla
 ) -> None:
     # GIVEN a sold-out show and a failing MarkExecutionFailed
     show.add_show(SHOW, 0)
-    faults.add(Fault("UpdateItem", "LambdaExecutionLog", "InternalServerError"))
+    faults.add(Fault("UpdateItem", "LambdaExecutionLog", "InternalServerError", skip=1))
     # THEN the buyer still hears "sold out"; the claim stays IN_PROGRESS under its lease
     status, body = buy(lambda_context)
     assert (status, body["message"]) == (400, "Tickets are sold out or purchase already processed.")
@@ -265,7 +267,7 @@ def test_fault_commit_cancelled_after_an_earlier_execution_sold_reports_that_sal
     import purchase_workflow
 
     sale = purchase_workflow.Sale("ana", SHOW, 2, purchase_workflow.Card("visa", "1111"))
-    attempt = purchase_workflow.attempt_id("ana:order-1")
+    attempt = purchase_workflow.attempt_id(sale, "order-1")
     first = purchase_workflow.run_purchase(sale, attempt)
     assert first.outcome_metric == "PurchaseCompleted"
     # WHEN the same attempt runs again: its commit is refused by the sale's own condition
@@ -282,11 +284,11 @@ def test_fault_commit_cancelled_after_an_earlier_execution_sold_reports_that_sal
 # workflow timing out while that step hangs. A step's path: the purchase that reaches it.
 STEPS = {
     # step: (action, table, calls of that kind before it, path)
-    "ClaimExecution": ("PutItem", "LambdaExecutionLog", 0, "sale"),
+    "ClaimExecution": ("UpdateItem", "LambdaExecutionLog", 0, "sale"),
     "CheckStock": ("GetItem", "ShowTickets", 0, "sale"),
     "SellTickets": ("TransactWriteItems", None, 0, "sale"),
     "FindOwnSale": ("GetItem", "TicketSales", 0, "lost-race"),
-    "MarkExecutionFailed": ("UpdateItem", "LambdaExecutionLog", 0, "sold-out"),
+    "MarkExecutionFailed": ("UpdateItem", "LambdaExecutionLog", 1, "sold-out"),
 }
 ERRORS = {
     "throttling": "ProvisionedThroughputExceededException",

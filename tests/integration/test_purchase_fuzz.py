@@ -33,10 +33,11 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 import purchase_handler
+from card_numbers import find_card_numbers
+from card_validation import luhn_valid
 from offline.http_api import HttpApi
 from tests import reliability
 from tests.conftest import PurchaseStack
-from tests.pan_scan import find_card_numbers, luhn_valid
 from tests.unit.test_openapi import (
     DOCUMENT,
     HANDLER_MESSAGES,

@@ -24,17 +24,19 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from card_numbers import find_card_numbers
 from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
 from offline.local_stack import connect_catalog
+from show_catalog import ShowSpec
 from tests import reliability
 from tests.local_stack_process import RunningStack, ports
-from tests.pan_scan import find_card_numbers
 from tools import show as show_command
 
 VISA = "4111 1111 1111 1111"
@@ -42,6 +44,11 @@ SOLD_OUT = "Tickets are sold out or purchase already processed."
 IN_PROGRESS = "Purchase already in progress."
 BUSY = "Too many buyers right now: try again shortly."
 SHOWS = {"Stadium": 100, "Naive Control": 50, "One User": 50, "One Key": 50, "Dropped Key": 50}
+LIMIT = "Ticket limit per buyer reached for this show."
+# One buyer's rush on a capped show: `make reliability` sends 1,000 requests a show, `make test`
+# a fifth of that (the same interleavings, in less time).
+ONE_BUYER_REQUESTS = 1000 if reliability.REPORTING else 200
+ONE_BUYER_CAP = 7
 # The engine's default hold window, and ten times it: a slower DynamoDB must not break a rule.
 WINDOWS_MS = (DEFAULT_TRANSACTION_MS, 10 * DEFAULT_TRANSACTION_MS)
 
@@ -129,6 +136,8 @@ def stack(
         "SHOWS_FILE": str(shows),
         "LOCAL_LAMBDA_CONCURRENCY": "8",
         "LOCAL_DYNAMODB_TRANSACTION_MS": f"{window_ms:g}",
+        # About the sale under contention, not the buyer (tests/integration/test_buyer_auth.py).
+        "BUYER_AUTH": "none",
     }
     process = RunningStack(env)
     process.wait_ready()
@@ -206,6 +215,26 @@ def commit_conflicts(stack: Stack, since: datetime) -> int:
         )
 
 
+def confirmations_without_sale(stack: Stack, answers: list[tuple[int, dict[str, Any]]]) -> int:
+    """The oracle of rule 7: 200 answers whose buyer, show and quantity no sale record holds."""
+    sales = {
+        (sale["userId"]["S"], sale["show"]["S"], int(sale["quantity"]["N"]))
+        for show in {body["showId"] for status, body in answers if status == 200}
+        for sale in stack.sales(show)
+    }
+    return sum(
+        1
+        for status, body in answers
+        if status == 200
+        and (
+            body["executionId"].removesuffix(f"-{body['showId']}"),
+            body["showId"],
+            body["quantity"],
+        )
+        not in sales
+    )
+
+
 def test_reliability_500_buyers_for_100_tickets_sell_exactly_100(stack: Stack) -> None:
     # GIVEN 500 buyers of 1 to 4 tickets (mostly 1) for a show with 100
     started = datetime.now().astimezone()
@@ -231,7 +260,11 @@ def test_reliability_500_buyers_for_100_tickets_sell_exactly_100(stack: Stack) -
     }
     sold_in_answers = sum(b["quantity"] for s, b, _ in answers if s == 200)
     assert sold_in_answers == sold
+    unconfirmed = confirmations_without_sale(stack, [(s, b) for s, b, _ in answers])
+    assert unconfirmed == 0
     column = stack.window
+    reliability.add("confirmations_checked", len(sales), column)
+    reliability.add("confirmations_without_sale", unconfirmed, column)
     reliability.record("buyers", len(bodies), column)
     reliability.record("tickets", SHOWS["Stadium"], column)
     reliability.record("sold", sold, column)
@@ -303,7 +336,13 @@ def test_reliability_one_user_sells_one_purchase_at_a_time(stack: Stack) -> None
         if json.loads(sfn.describe_execution(executionArn=arn)["input"])["userId"] != "eager":
             continue
         events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        claimed = next(e["timestamp"] for e in events if e["type"] == "TaskSucceeded")
+        # The claim is the workflow's first update (the show's read comes before it).
+        claimed = next(
+            e["timestamp"]
+            for e in events
+            if e["type"] == "TaskSucceeded"
+            and e["taskSucceededEventDetails"]["resource"] == "updateItem"
+        )
         committing = next(
             e["timestamp"]
             for e in events
@@ -332,8 +371,10 @@ def test_reliability_concurrent_repeats_of_one_key_sell_once(stack: Stack) -> No
     successes = [b for s, b in answers if s == 200]
     assert successes and all(b == successes[0] for b in successes)
     assert all(b["message"] == IN_PROGRESS for s, b in answers if s != 200)
-    # AND a repeat after it finished replays the same answer
+    # AND a repeat after it finished replays the same answer, which its sale backs
     assert stack.post(body, key) == (200, successes[0])
+    assert confirmations_without_sale(stack, [(s, b) for s, b in answers]) == 0
+    reliability.add("confirmations_checked", len(successes), stack.window)
     reliability.record("idempotent_repeats", len(answers), stack.window)
     reliability.record("idempotent_sales", len(sales), stack.window)
 
@@ -374,6 +415,44 @@ def test_reliability_repeats_of_one_key_with_the_connection_dropped_sell_once(
     assert stack.tickets_left("Dropped Key") == SHOWS["Dropped Key"] - 3
     reliability.record("dropped_repeats", 10, stack.window)
     reliability.record("dropped_sales", len(sales), stack.window)
+
+
+@pytest.mark.parametrize("buckets", [1, 4], ids=["one-item", "bucketed"])
+def test_reliability_one_buyer_over_five_keys_takes_at_most_the_cap(
+    stack: Stack, buckets: int
+) -> None:
+    # GIVEN a show of 200 tickets capped at 7 a buyer, laid out as make show does
+    show = f"Capped {buckets}"
+    spec = ShowSpec(show, Decimal(10), 200)
+    show_command.set_stock(
+        stack.client("dynamodb"), show_command.LOCAL_TABLES, spec, buckets, ONE_BUYER_CAP
+    )
+    # WHEN one buyer sends many requests at once over 5 Idempotency-Keys and mixed quantities
+    # (each key's requests ask for the same quantity, as a client's retries do)
+    keys = [f"rush-{uuid.uuid4()}" for _ in range(5)]
+    requests = [(keys[n % 5], 1 + (n % 5) % 4) for n in range(ONE_BUYER_REQUESTS)]
+    body = {"userId": "hoarder", "showId": show, "cardNumber": VISA}
+    with ThreadPoolExecutor(max_workers=64) as pool:
+        answers = list(pool.map(lambda r: stack.post({**body, "quantity": r[1]}, r[0]), requests))
+    # THEN the buyer holds at most the cap, every 200 has its sale, nothing else was answered
+    sales = stack.sales(show)
+    bought = sum(int(sale["quantity"]["N"]) for sale in sales)
+    assert 1 <= bought <= ONE_BUYER_CAP, Counter((s, a["message"]) for s, a in answers)
+    assert {(status, answer["message"]) for status, answer in answers} <= {
+        (200, "Purchase completed."),
+        (400, IN_PROGRESS),
+        (409, LIMIT),
+        (503, BUSY),
+    }
+    unconfirmed = confirmations_without_sale(stack, answers)
+    assert unconfirmed == 0
+    column = stack.window
+    reliability.add("one_buyer_requests", len(answers), column)
+    reliability.record("one_buyer_cap", ONE_BUYER_CAP, column)
+    previous = reliability.FIGURES["one_buyer_most_bought", column]
+    reliability.record("one_buyer_most_bought", max(previous, bought), column)
+    reliability.add("confirmations_checked", sum(1 for s, _ in answers if s == 200), column)
+    reliability.add("confirmations_without_sale", unconfirmed, column)
 
 
 def test_reliability_report_lists_the_figures_recorded(

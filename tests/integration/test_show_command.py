@@ -7,15 +7,17 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import pymysql
 import pytest
 
 import purchase_handler
 import show_handler
+from catalog_users import SHOWS_USER
 from flyer_config import DbSettings, db_environ_from_url
 from show_catalog import InvalidShowError, ShowSpec, parse_show, write_show
 from tests.conftest import PurchaseStack
 from tests.events import load_event, with_body
-from tests.integration.conftest import Catalog
+from tests.integration.conftest import USER_PASSWORDS, Catalog, set_up_users
 from tools import show as command
 
 SHOW = "Rock en el Parque"
@@ -29,6 +31,7 @@ def target(purchase_stack: PurchaseStack, catalog: Catalog) -> command.Target:
         command.Tables("ShowTickets", "TicketSales"),
         purchase_stack.dynamodb,
         lambda show: write_show(settings, show).value,
+        command.template_max_per_buyer(),
     )
 
 
@@ -62,6 +65,7 @@ def test_show_command_new_show_lands_in_both_stores(
         "showId": {"S": SHOW},
         "ticketsAvailable": {"N": "100"},
         "ticketPrice": {"N": "49.90"},
+        "maxPerBuyer": {"N": "10"},
     }
     row = catalog.row(SHOW)
     assert row is not None
@@ -243,14 +247,20 @@ def test_show_command_on_aws_writes_the_catalog_through_the_function(
     lambda_context: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # GIVEN the catalog function's environment pointed at the catalog
+    # GIVEN the catalog function's environment pointed at the catalog, as the shows user, and
+    # the organiser holding that user's credential (on AWS, a token only their policy can sign)
+    set_up_users(catalog)
     for variable, value in db_environ_from_url(catalog.url).items():
         monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("DB_USER", SHOWS_USER)
+    monkeypatch.setenv("DB_PASSWORD", "not the shows user's")
+    token = USER_PASSWORDS[SHOWS_USER]
     lambda_client = InProcessLambda(lambda_context)
     target = command.Target(
         command.Tables("ShowTickets", "TicketSales"),
         purchase_stack.dynamodb,
-        lambda show: command.invoke_catalog_function(lambda_client, "ShowCatalog", show),
+        lambda show: command.invoke_catalog_function(lambda_client, "ShowCatalog", show, token),
+        command.template_max_per_buyer(),
     )
 
     # WHEN the organiser creates a show, then runs it again
@@ -263,14 +273,72 @@ def test_show_command_on_aws_writes_the_catalog_through_the_function(
     assert catalog.connections_left_after_close() == []
 
 
+def test_show_handler_without_the_callers_token_writes_nothing(
+    catalog: Catalog, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the function configured for the shows user, whose password it does not hold
+    set_up_users(catalog)
+    for variable, value in db_environ_from_url(catalog.url).items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("DB_USER", SHOWS_USER)
+    show = {"name": SHOW, "ticketPrice": "50", "tickets": 100}
+
+    # WHEN someone invokes it without a token, or with a wrong one THEN nothing is written
+    with pytest.raises(show_handler.MissingDatabaseTokenError):
+        show_handler.lambda_handler(show, lambda_context)
+    with pytest.raises(pymysql.err.OperationalError) as error:
+        show_handler.lambda_handler(show | {"databaseToken": "forged"}, lambda_context)
+    assert error.value.args[0] == 1045  # access denied
+    assert catalog.row(SHOW) is None
+
+
 def test_show_handler_refuses_bad_input_before_touching_the_database(
     lambda_context: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No DB_* variables at all: a bad show must fail on its own, not on the missing database.
-    for variable in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD"):
+    for variable in ("DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_AUTH", "DB_PASSWORD"):
         monkeypatch.delenv(variable, raising=False)
     with pytest.raises(InvalidShowError, match="ticket price"):
         show_handler.lambda_handler({"name": SHOW, "ticketPrice": -1, "tickets": 5}, lambda_context)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Big#3", "'#'"),  # a bucket's key
+        ("Big#s01", "'#'"),  # a sale shard's key
+        ("Rock\u202e", "format character"),
+        ("Rock\u200b Fest", "format character"),
+        ("Fest 4111 1111 1111 1111", "card number"),
+    ],
+)
+def test_show_spec_name_that_aliases_a_key_or_holds_a_card_is_refused(
+    name: str, reason: str
+) -> None:
+    with pytest.raises(InvalidShowError, match=reason):
+        parse_show(name, "1", "1")
+
+
+def test_show_command_new_show_gets_the_stacks_cap_and_keeps_the_one_given(
+    target: command.Target, purchase_stack: PurchaseStack, catalog: Catalog
+) -> None:
+    # GIVEN a new show without MAX_PER_BUYER: the stack's MaxTicketsPerBuyer is written
+    assert "at most 10 a buyer" in make_show(target, SHOW, "50", "100")
+    item = stock_item(purchase_stack)
+    assert item is not None and item["maxPerBuyer"] == {"N": "10"}
+    # WHEN the organiser sets 4, then runs the command again without it
+    show = parse_show(SHOW, "50", "100")
+    assert "updated" in command.apply_show(show, target, max_per_buyer=4)
+    assert "unchanged" in command.apply_show(show, target)
+    # THEN the show keeps 4
+    item = stock_item(purchase_stack)
+    assert item is not None and item["maxPerBuyer"] == {"N": "4"}
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "2.5", "10001", "ten"])
+def test_show_command_max_per_buyer_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(InvalidShowError, match="max per buyer"):
+        command.parse_max_per_buyer(value)
 
 
 def test_show_spec_name_is_stored_in_nfc_like_flyer_names() -> None:
@@ -341,13 +409,17 @@ def test_show_command_bad_buckets_is_a_clear_error(buckets: str) -> None:
 def test_show_command_buckets_never_take_another_shows_key(
     target: command.Target, purchase_stack: PurchaseStack
 ) -> None:
-    # GIVEN a show whose name is what bucket 1 of SHOW would be called
-    make_show(target, command.bucket_key(SHOW, 1), "5", "5")
+    # GIVEN an item whose key is what bucket 1 of SHOW would be called (written before show
+    # names refused '#', which no name may now hold)
+    with pytest.raises(InvalidShowError, match="'#'"):
+        parse_show(command.bucket_key(SHOW, 1), "5", "5")
+    purchase_stack.add_show(command.bucket_key(SHOW, 1), 5)
     # WHEN SHOW asks for 2 buckets THEN it is refused, and nothing of SHOW is written
     with pytest.raises(InvalidShowError, match="is another show"):
         command.apply_show(parse_show(SHOW, "50", "10"), target, buckets=2)
     assert stock_item(purchase_stack) is None
-    # AND a bucket's key cannot be made a show of its own
+    # AND a bucket's key cannot be made a show of its own, even past the name's check
     command.apply_show(parse_show("Other", "50", "10"), target, buckets=2)
+    bucket_as_show = ShowSpec(command.bucket_key("Other", 0), Decimal(5), 5)
     with pytest.raises(InvalidShowError, match="is a stock bucket of the show 'Other'"):
-        make_show(target, command.bucket_key("Other", 0), "5", "5")
+        command.apply_show(bucket_as_show, target)

@@ -12,6 +12,7 @@ from flyer_records import (
     FlyerUpload,
     MalformedRecordError,
     NotAFlyerError,
+    UnsafeKeyError,
     decode_key,
     event_name_from_key,
     has_image_extension,
@@ -189,3 +190,30 @@ def test_parse_flyer_record_sample_event_fields_decoded() -> None:
 
     assert upload.event_name == "Café del Mar 🎸"
     assert upload.flyer == "s3://ticketera-flyers-example/Café del Mar 🎸.jpeg"
+
+
+@pytest.mark.parametrize(
+    "raw_key",
+    ["../../Rock.png", "flyers/../Rock.png", "./Rock.png", "a/./b/Rock.png", "..%2FRock.png"],
+)
+def test_parse_flyer_record_key_with_dot_segments_is_refused(raw_key: str) -> None:
+    # s3://bucket/../../Rock.png is a literal key in S3, but a URI that resolves elsewhere
+    with pytest.raises(UnsafeKeyError):
+        parse_flyer_record(
+            event_type="ObjectCreated:Put",
+            bucket="flyers",
+            raw_key=raw_key,
+            event_time="2026-11-29T10:00:00.000Z",
+            sequencer="0A",
+        )
+
+
+def test_parse_flyer_record_dots_inside_a_name_are_kept() -> None:
+    upload = parse_flyer_record(
+        event_type="ObjectCreated:Put",
+        bucket="flyers",
+        raw_key="Mr..Big+v2.0.png",
+        event_time="2026-11-29T10:00:00.000Z",
+        sequencer="0A",
+    )
+    assert upload.flyer == "s3://flyers/Mr..Big v2.0.png"

@@ -21,14 +21,18 @@ import purchase_handler
 import purchase_request
 import purchase_workflow
 from card_validation import check_card
-from purchase_outcomes import OUTCOMES
+from purchase_outcomes import OUTCOMES, UNAUTHORIZED
 from tests.events import load_event
 
 ROOT = Path(__file__).resolve().parents[2]
 OPENAPI_PATH = ROOT / "openapi.yaml"
 OPERATION_POINTER = "/paths/~1purchases/post"
 # Answered by API Gateway before the function runs: not the handler's to produce.
-GATEWAY_STATUSES = {HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.TOO_MANY_REQUESTS}
+GATEWAY_STATUSES = {
+    HTTPStatus.UNAUTHORIZED,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+    HTTPStatus.TOO_MANY_REQUESTS,
+}
 # The base of every JSON pointer into the document, for $ref resolution.
 DOCUMENT_URI = "urn:ticketera:openapi"
 
@@ -92,7 +96,13 @@ def readme_api_table() -> set[tuple[int, str]]:
 
 DOCUMENT = load_openapi()
 # The handler's answers: the table of outcomes.
-HANDLER_MESSAGES = {(outcome.status.value, outcome.message) for outcome in OUTCOMES}
+# The handler's own 401 repeats API Gateway's text (a request that reached it without the
+# authorizer's claims): documented once, as the gateway's.
+HANDLER_MESSAGES = {
+    (outcome.status.value, outcome.message)
+    for outcome in OUTCOMES
+    if outcome.status not in GATEWAY_STATUSES
+}
 
 
 def test_openapi_document_is_valid_openapi_3_1() -> None:
@@ -111,7 +121,11 @@ def test_openapi_messages_are_exactly_the_handlers() -> None:
 
 def test_openapi_gateway_answers_are_api_gateways_own_texts() -> None:
     gateway = {pair for pair in documented_messages(DOCUMENT) if pair[0] in GATEWAY_STATUSES}
-    assert gateway == {(413, "Request Entity Too Large"), (429, "Too Many Requests")}
+    assert gateway == {
+        (401, "Unauthorized"),
+        (413, "Request Entity Too Large"),
+        (429, "Too Many Requests"),
+    }
 
 
 def test_openapi_messages_match_the_readme_api_table() -> None:
@@ -161,7 +175,7 @@ def test_openapi_request_examples_are_valid_sales_for_the_parser_and_the_layer(n
     operation = DOCUMENT["paths"]["/purchases"]["post"]
     example = operation["requestBody"]["content"]["application/json"]["examples"][name]["value"]
     request_validator(DOCUMENT).validate(example)
-    request = purchase_request.parse_purchase(json.dumps(example))
+    request = purchase_request.parse_purchase(json.dumps(example), None)
     check_card(request.card_number)
 
 
@@ -267,8 +281,15 @@ def test_openapi_request_schema_accepts_exactly_what_the_parser_accepts(
     if isinstance(quantity, float) and quantity.is_integer():
         body["quantity"] = int(quantity) if abs(quantity) < 1e6 else "not a number"
     try:
-        purchase_request.parse_purchase(json.dumps(body))
+        purchase_request.parse_purchase(json.dumps(body), None)
         accepted = True
     except purchase_request.InvalidRequestError:
         accepted = False
     assert request_validator(DOCUMENT).is_valid(body) is accepted
+
+
+def test_openapi_handlers_own_401_is_api_gateways_answer() -> None:
+    # A request that reaches the function without the authorizer's claims hears what API
+    # Gateway would have answered.
+    assert (UNAUTHORIZED.status.value, UNAUTHORIZED.message) in documented_messages(DOCUMENT)
+    assert UNAUTHORIZED.status in GATEWAY_STATUSES

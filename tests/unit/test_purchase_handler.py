@@ -5,7 +5,10 @@ from __future__ import annotations
 import gc
 import io
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -15,6 +18,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 
 import purchase_handler
 import purchase_workflow
+from card_numbers import find_card_numbers
 from tests.events import load_event, with_body
 
 PAN = "4111111111111111"
@@ -354,3 +358,111 @@ def test_purchase_handler_import_leaves_garbage_collection_on() -> None:
     # environment must still collect its cycles.
     assert gc.isenabled()
     assert gc.get_freeze_count() > 0
+
+
+# ------------------------------------------------------------------ the signed-in buyer
+SUBJECT = "7d3f2a4c-0000-4ab8-9de1-000000000001"
+
+
+@pytest.fixture
+def signed_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The function as the template deploys it by default: buyers signed in with a token."""
+    monkeypatch.setenv("BUYER_AUTH", "jwt")
+    purchase_handler.anonymous_buyers.cache_clear()
+    yield
+    purchase_handler.anonymous_buyers.cache_clear()
+
+
+def test_handler_signed_in_buyer_is_the_tokens_subject(
+    fake_sfn: FakeStepFunctions, lambda_context: Any, signed_in: None
+) -> None:
+    # GIVEN a request whose token's subject is the buyer, with no userId in the body
+    status, body = call(load_event("purchase_signed_in"), lambda_context)
+    # THEN the sale is the subject's, in the answer and in the workflow's input
+    assert (status, body["executionId"]) == (200, f"{SUBJECT}-Rock en el Parque")
+    (start,) = fake_sfn.calls
+    assert json.loads(start["input"])["userId"] == SUBJECT
+
+
+def test_handler_body_naming_another_buyer_answers_403_and_starts_nothing(
+    fake_sfn: FakeStepFunctions,
+    lambda_context: Any,
+    signed_in: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    event = load_event("purchase_signed_in")
+    event = with_body(event, {**json.loads(event["body"]), "userId": "victim"})
+    assert call(event, lambda_context) == (403, {"message": "userId is not the signed-in buyer."})
+    assert fake_sfn.calls == []
+    assert emitted_metrics(capsys.readouterr().out) == ["BuyerMismatch"]
+
+
+def test_handler_signed_in_mode_without_the_authorizers_claims_answers_401(
+    fake_sfn: FakeStepFunctions, lambda_context: Any, signed_in: None
+) -> None:
+    # GIVEN a route reached without the JWT authorizer (a misconfigured stack): the body's
+    # userId must not be trusted instead
+    assert call(load_event("purchase_visa"), lambda_context) == (401, {"message": "Unauthorized"})
+    assert fake_sfn.calls == []
+
+
+def test_handler_unknown_buyer_auth_mode_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch, fake_sfn: FakeStepFunctions, lambda_context: Any
+) -> None:
+    monkeypatch.setenv("BUYER_AUTH", "cognito")
+    purchase_handler.anonymous_buyers.cache_clear()
+    try:
+        assert call(load_event("purchase_visa"), lambda_context)[0] == 500
+    finally:
+        purchase_handler.anonymous_buyers.cache_clear()
+    assert fake_sfn.calls == []
+
+
+@pytest.mark.parametrize(
+    "switches",
+    [
+        {"POWERTOOLS_LOGGER_LOG_EVENT": "true"},
+        {"POWERTOOLS_LOGGER_LOG_EVENT": "true", "POWERTOOLS_LOG_LEVEL": "DEBUG"},
+        {"POWERTOOLS_LOG_LEVEL": "DEBUG", "POWERTOOLS_DEBUG": "true"},
+    ],
+    ids=["log-event", "log-event-debug", "debug"],
+)
+def test_handler_debugging_switches_never_log_the_card_number(switches: dict[str, str]) -> None:
+    # GIVEN a cold function started with Powertools' debugging switches on (they are read when
+    # the handler module is imported, so it runs in a process of its own)
+    script = """
+import json, sys
+import purchase_workflow
+from tests.events import FakeLambdaContext, load_event, with_body
+
+class Client:
+    def start_sync_execution(self, **request):
+        return {"status": "SUCCEEDED", "output": json.dumps({"ticketsBeforeSale": 5})}
+
+purchase_workflow.sfn_client = lambda: Client()
+import purchase_handler
+for body in ({"cardNumber": "4111 1111 1111 1111"}, {"cardNumber": "4111111111111112"},
+             {"userId": "4111111111111111"}, "not json 4111111111111111"):
+    event = load_event("purchase_visa")
+    sent = body if isinstance(body, str) else {**json.loads(event["body"]), **body}
+    event = with_body(event, sent)
+    purchase_handler.lambda_handler(event, FakeLambdaContext())
+"""
+    env = {
+        **os.environ,
+        **switches,
+        "BUYER_AUTH": "none",
+        "STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:sm",
+        "PYTHONPATH": os.pathsep.join(
+            ["functions/purchase", "layers/card_validation", "functions/flyer", "."]
+        ),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    # WHEN it answered a sale, an invalid card, a card number as userId and broken JSON
+    logged = done.stdout + done.stderr
+    assert '"level":"INFO"' in logged or '"level":"DEBUG"' in logged  # it did log
+    # THEN no line holds a card number
+    assert find_card_numbers(logged) == []

@@ -45,7 +45,9 @@ def actions_the_asl_uses() -> set[tuple[str, str]]:
 
 
 def statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s for policy in resource["Properties"]["Policies"] for s in policy["Statement"]]
+    """The statements of the role the resource runs with (its own AWS::IAM::Role)."""
+    role = RESOURCES[resource["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+    return [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
 
 
 def as_list(value: Any) -> list[Any]:
@@ -62,16 +64,24 @@ def test_template_state_machine_grants_exactly_the_dynamodb_actions_the_asl_uses
     assert granted == actions_the_asl_uses()
 
 
-def test_template_wildcard_resources_are_only_the_log_delivery_actions() -> None:
+def test_template_wildcard_resources_are_only_log_delivery_and_trace_actions() -> None:
     for logical_id in ("PurchaseStateMachine", "PurchaseFunction"):
         for statement in statements(RESOURCES[logical_id]):
             assert all("*" not in action for action in as_list(statement["Action"]))
             if statement["Resource"] == "*":
-                assert all(a.startswith("logs:") for a in as_list(statement["Action"]))
+                assert all(a.startswith(("logs:", "xray:")) for a in as_list(statement["Action"]))
 
 
 def test_template_purchase_function_may_only_run_the_workflow_and_keep_idempotency() -> None:
-    workflow, idempotency = statements(RESOURCES["PurchaseFunction"])
+    by_sid = {s["Sid"]: s for s in statements(RESOURCES["PurchaseFunction"])}
+    workflow, idempotency = by_sid["RunThePurchaseWorkflow"], by_sid["RememberIdempotencyKeys"]
+    # The rest: its own log group and X-Ray (tests/unit/test_template_iam.py pins every grant).
+    assert set(by_sid) == {
+        "RunThePurchaseWorkflow",
+        "RememberIdempotencyKeys",
+        "WriteItsOwnLogs",
+        "SendTraces",
+    }
     assert workflow["Action"] == "states:StartSyncExecution"
     assert workflow["Resource"] == {"Ref": "PurchaseStateMachine"}
     # What Powertools' DynamoDB persistence layer calls, on its own table only.
@@ -207,7 +217,7 @@ def test_template_each_catalog_choice_deploys_one_database_everything_refers_to(
     expected = {"aurora-serverless-v2": {"AuroraCatalog", "AuroraCatalogWriter"}}
     assert databases == expected.get(choice, {"Database"})
     known = set(resources) | set(TEMPLATE["Parameters"]) | {"AWS::StackName", "AWS::Region"}
-    known |= {"AWS::URLSuffix", "AWS::AccountId", "AWS::NoValue"}
+    known |= {"AWS::URLSuffix", "AWS::AccountId", "AWS::NoValue", "AWS::StackId", "AWS::Partition"}
     for logical_id, entry in {**resources, **template["Outputs"]}.items():
         dangling = references(entry) - known
         assert not dangling, f"{logical_id} refers to {dangling}, not deployed with {choice}"
@@ -217,7 +227,7 @@ def test_template_each_catalog_choice_deploys_one_database_everything_refers_to(
 def test_template_functions_and_output_point_at_the_chosen_catalog(choice: str) -> None:
     template = deployed(choice)
     catalog = "AuroraCatalog" if choice == "aurora-serverless-v2" else "Database"
-    for function in ("FlyerFunction", "ShowCatalogFunction"):
+    for function in ("FlyerFunction", "ShowCatalogFunction", "CatalogUsersFunction"):
         variables = template["Resources"][function]["Properties"]["Environment"]["Variables"]
         assert variables["DB_HOST"] == {"Fn::GetAtt": [catalog, "Endpoint.Address"]}
         assert variables["DB_PORT"] == {"Fn::GetAtt": [catalog, "Endpoint.Port"]}
@@ -265,7 +275,9 @@ def test_template_rds_catalog_requires_tls_and_closes_idle_connections() -> None
     assert int(parameters["wait_timeout"]) <= 60
 
 
-@pytest.mark.parametrize("function", ["FlyerFunction", "ShowCatalogFunction"])
+@pytest.mark.parametrize(
+    "function", ["FlyerFunction", "ShowCatalogFunction", "CatalogUsersFunction"]
+)
 def test_template_catalog_functions_outlast_a_resume(function: str) -> None:
     import events_db
     import events_schema
@@ -282,11 +294,110 @@ def test_template_catalog_functions_outlast_a_resume(function: str) -> None:
 
 
 def test_template_show_catalog_function_needs_no_permission_beyond_its_vpc() -> None:
-    # It reaches the catalog only; the organiser's command writes ShowTickets itself.
+    # It reaches the catalog only, with its caller's token; the organiser's command writes
+    # ShowTickets itself.
     properties = RESOURCES["ShowCatalogFunction"]["Properties"]
-    assert "Policies" not in properties
+    assert {s["Sid"] for s in statements(RESOURCES["ShowCatalogFunction"])} == {
+        "WriteItsOwnLogs",
+        "SendTraces",
+        "UseTheVpc",
+    }
     assert "Events" not in properties
     assert properties["VpcConfig"] == RESOURCES["FlyerFunction"]["Properties"]["VpcConfig"]
     outputs = TEMPLATE["Outputs"]
     assert outputs["ShowCatalogFunctionName"]["Value"] == {"Ref": "ShowCatalogFunction"}
     assert {"ShowTicketsTableName", "TicketSalesTableName"} <= set(outputs)
+
+
+# ------------------------------------------------------------------- buyer identity
+
+BUYER_AUTH_CHOICES = TEMPLATE["Parameters"]["BuyerAuth"]["AllowedValues"]
+NO_VALUE = {"Ref": "AWS::NoValue"}
+COGNITO_TYPES = {"AWS::Cognito::UserPool", "AWS::Cognito::UserPoolClient"}
+
+
+def with_buyer_auth(choice: str) -> dict[str, Any]:
+    return cfn_template.as_deployed(TEMPLATE, {"BuyerAuth": choice})
+
+
+def purchase_route_security(template: dict[str, Any]) -> Any:
+    body = template["Resources"]["PurchaseApi"]["Properties"]["DefinitionBody"]
+    return body["paths"]["/purchases"]["post"].get("security", NO_VALUE)
+
+
+def jwt_authorizer(template: dict[str, Any]) -> dict[str, Any]:
+    body = template["Resources"]["PurchaseApi"]["Properties"]["DefinitionBody"]
+    scheme = body["components"]["securitySchemes"]["BuyerToken"]
+    authorizer: dict[str, Any] = scheme["x-amazon-apigateway-authorizer"]
+    return authorizer
+
+
+def purchase_buyer_auth(template: dict[str, Any]) -> Any:
+    return template["Resources"]["PurchaseFunction"]["Properties"]["Environment"]["Variables"][
+        "BUYER_AUTH"
+    ]
+
+
+def test_template_buyer_auth_defaults_to_cognito_with_oidc_and_none_the_others() -> None:
+    assert TEMPLATE["Parameters"]["BuyerAuth"]["Default"] == "cognito"
+    assert set(BUYER_AUTH_CHOICES) == {"cognito", "oidc", "none"}
+
+
+def test_template_cognito_buyer_auth_trusts_the_stacks_own_user_pool_and_client() -> None:
+    # GIVEN the template as deployed by default
+    template = with_buyer_auth("cognito")
+    resources = template["Resources"]
+    # THEN the purchase route needs a token of the stack's pool, for its app client
+    assert purchase_route_security(template) == [{"BuyerToken": []}]
+    authorizer = jwt_authorizer(template)
+    assert authorizer["type"] == "jwt"
+    # The offline stack reads the same header: offline/http_api.py
+    assert authorizer["identitySource"] == "$request.header.Authorization"
+    issuer = authorizer["jwtConfiguration"]["issuer"]["Fn::Sub"]
+    assert issuer == "https://cognito-idp.${AWS::Region}.${AWS::URLSuffix}/${BuyerUserPool}"
+    assert authorizer["jwtConfiguration"]["audience"] == [{"Ref": "BuyerAppClient"}]
+    assert purchase_buyer_auth(template) == "jwt"
+    # AND the pool is on the Lite tier (nothing idle), its client public, CLI sign-in allowed
+    pool = resources["BuyerUserPool"]["Properties"]
+    assert pool["UserPoolTier"] == "LITE"
+    client = resources["BuyerAppClient"]["Properties"]
+    assert client["GenerateSecret"] is False
+    assert "ALLOW_USER_PASSWORD_AUTH" in client["ExplicitAuthFlows"]
+    assert not any("ADMIN" in flow for flow in client["ExplicitAuthFlows"])
+    # AND the outputs give a buyer what the README's sign-up needs
+    outputs = template["Outputs"]
+    assert outputs["BuyerUserPoolId"]["Value"] == {"Ref": "BuyerUserPool"}
+    assert outputs["BuyerAppClientId"]["Value"] == {"Ref": "BuyerAppClient"}
+    assert outputs["BuyerTokenIssuerUrl"]["Value"]["Fn::Sub"] == issuer
+
+
+def test_template_oidc_buyer_auth_trusts_the_operators_issuer_and_creates_no_pool() -> None:
+    template = with_buyer_auth("oidc")
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert not types & COGNITO_TYPES
+    assert purchase_route_security(template) == [{"BuyerToken": []}]
+    configuration = jwt_authorizer(template)["jwtConfiguration"]
+    assert configuration["issuer"] == {"Ref": "BuyerTokenIssuer"}
+    assert configuration["audience"] == [{"Ref": "BuyerTokenAudience"}]
+    assert purchase_buyer_auth(template) == "jwt"
+    assert template["Outputs"]["BuyerTokenIssuerUrl"]["Value"] == {"Ref": "BuyerTokenIssuer"}
+    assert not {"BuyerUserPoolId", "BuyerAppClientId"} & set(template["Outputs"])
+    # AND a deployment without the issuer or the audience is refused before anything is created
+    (assertion,) = TEMPLATE["Rules"]["OidcNeedsIssuerAndAudience"]["Assertions"]
+    assert TEMPLATE["Rules"]["OidcNeedsIssuerAndAudience"]["RuleCondition"] == {
+        "Fn::Equals": [{"Ref": "BuyerAuth"}, "oidc"]
+    }
+    assert references(assertion["Assert"]) == {"BuyerTokenIssuer", "BuyerTokenAudience"}
+
+
+def test_template_none_buyer_auth_leaves_the_route_anonymous() -> None:
+    template = with_buyer_auth("none")
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert not types & COGNITO_TYPES
+    assert purchase_route_security(template) == NO_VALUE
+    body = template["Resources"]["PurchaseApi"]["Properties"]["DefinitionBody"]
+    assert body["components"] == NO_VALUE
+    assert purchase_buyer_auth(template) == "none"
+    assert not {"BuyerUserPoolId", "BuyerAppClientId", "BuyerTokenIssuerUrl"} & set(
+        template["Outputs"]
+    )

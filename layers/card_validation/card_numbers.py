@@ -1,7 +1,8 @@
 """Finds card numbers (PANs) in text: digit runs of 13-19 that pass Luhn, typed plain or grouped.
 
-Used to prove that nothing the system writes (logs, table items, execution histories, answers)
-holds a card number. It errs towards reporting: any Luhn-valid run of 13-19 digits counts,
+The purchase function refuses a request whose ids hold one, and the tests use it to prove that
+nothing the system writes (logs, table items, execution histories, answers) holds a card number.
+It errs towards reporting: any Luhn-valid run of 13-19 digits counts,
 whatever its prefix, except what is recognisably something else:
 
 - digits glued to letters or joined to them by a dash (hex ids, UUIDs, ARNs, trace ids);
@@ -20,10 +21,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-# The layer's own checksum: one Luhn for validating cards and for finding them.
+# One Luhn for validating cards and for finding them.
 from card_validation import luhn_valid
 
-__all__ = ["find_card_numbers", "luhn_valid"]
+__all__ = ["find_card_numbers", "holds_card_number"]
 
 MIN_DIGITS = 13
 MAX_DIGITS = 19
@@ -45,6 +46,11 @@ def find_card_numbers(text: str) -> list[str]:
         groups = _drop_attached_groups(text, run.start(), run.end(), groups)
         found.extend(_card_numbers_in(groups))
     return found
+
+
+def holds_card_number(text: str) -> bool:
+    """Whether `text` holds a card number anywhere, typed plain or grouped."""
+    return bool(find_card_numbers(text))
 
 
 def _is_word(char: str) -> bool:

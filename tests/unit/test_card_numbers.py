@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.pan_scan import find_card_numbers, luhn_valid
+from card_numbers import find_card_numbers
+from card_validation import luhn_valid
 
 
 def with_check_digit(partial: str) -> str:
