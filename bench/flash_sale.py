@@ -235,7 +235,9 @@ def run_sale(
     with stack():
         dynamodb = boto3.client("dynamodb")
         spec = ShowSpec(SHOW, Decimal(50), stock)
-        show_command.set_stock(dynamodb, show_command.LOCAL_TABLES, spec, buckets)
+        # As `make show` lays out a new show: with the stack's per-buyer cap on its item.
+        cap = show_command.template_max_per_buyer()
+        show_command.set_stock(dynamodb, show_command.LOCAL_TABLES, spec, buckets, cap)
         faults = inject() if inject else ""
         tally = _Tally()
         started = time.monotonic()
