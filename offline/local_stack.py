@@ -462,9 +462,11 @@ class LocalStack:
             kind = "DATABASE_URL" if self.config.database_url else "a throwaway MariaDB"
             catalog = f"{_hide_password(self.catalog_url)} ({kind})"
         tables = ", ".join(cfn_template.resources_of_type(self.template, "AWS::DynamoDB::Table"))
+        # With a token the buyer is its subject; anonymous, the body's userId.
+        buyer = {} if self.issuer is not None else {"userId": DEMO_BUYER}
         sale = json.dumps(
             {
-                "userId": DEMO_BUYER,
+                **buyer,
                 "showId": self.shows[0].name,
                 "cardNumber": "4111 1111 1111 1111",
                 "quantity": 2,
@@ -504,7 +506,7 @@ class LocalStack:
         if sold_out is not None:
             mastercard = "5555 5555 5555 4444"
             body = json.dumps(
-                {"userId": DEMO_BUYER, "showId": sold_out.name, "cardNumber": mastercard},
+                {**buyer, "showId": sold_out.name, "cardNumber": mastercard},
                 ensure_ascii=False,
             )
             lines.append(f"  curl -s -X POST {self.api_url}/purchases{bearer} -d '{body}'")
