@@ -5,6 +5,7 @@ throttles it, which HTTP API answers with a 500. Neither loses or oversells a ti
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 import threading
 import time
@@ -13,6 +14,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ from werkzeug.wrappers import Request, Response
 from offline.http_api import HttpApi
 from offline.lambda_pool import LambdaPool
 from offline.mariadb_server import free_port
-from tests.local_stack_process import RunningStack, ports
+from show_catalog import ShowSpec
+from tests.local_stack_process import ROOT, RunningStack, ports, stack_environment
 from tools import show as show_command
 
 VISA = "4111 1111 1111 1111"
@@ -180,3 +183,44 @@ def test_rush_beyond_both_ceilings_gets_the_documented_answers_and_loses_nothing
     }
     assert left >= 0
     assert left + len(sales) == RUSH_STOCK
+
+
+def test_preflight_against_the_local_endpoint_reads_what_moto_answers(
+    throttled_stack: dict[str, str],
+) -> None:
+    # GIVEN the running stack, with a show laid out in 4 buckets
+    aws = f"http://127.0.0.1:{throttled_stack['LOCAL_AWS_PORT']}"
+    dynamodb = boto3.client(
+        "dynamodb",
+        endpoint_url=aws,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    spec = ShowSpec("Preflight Fest", Decimal(10), 400)
+    show_command.set_stock(dynamodb, show_command.LOCAL_TABLES, spec, 4)
+    # WHEN make preflight runs against it at 800 buyers a second, in the stack's environment
+    answer = subprocess.run(
+        ["make", "-s", "--no-print-directory", "preflight", "RATE=800"],
+        cwd=ROOT,
+        env={**stack_environment(), **throttled_stack, "AWS_ENDPOINT_URL": aws},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    # THEN it prints its plan from what the endpoint answered: the stack's throttle binds first
+    assert answer.returncode == 0, answer.stderr
+    text = answer.stdout
+    assert "binds first: stage throttle ApiRateLimit = 5 (serves about 5 buyers a second)" in text
+    assert (
+        "buckets of 'Preflight Fest': 4 -> 44: make show NAME='Preflight Fest' BUCKETS=44" in text
+    )
+    # moto answers DynamoDB's limits (its own figures, not AWS's 40,000)...
+    assert "DynamoDB write units per table: 10,000 (needs 2,400)" in text
+    assert "DynamoDB warm writes of LambdaExecutionLog: 4,000 (needs 2,400)" in text
+    # ...and not Lambda's account settings nor Service Quotas: one line each, no stack trace
+    assert "Lambda GetAccountSettings: not answered here (404: an error page" in text
+    assert "Service Quotas, API Gateway: not answered here (500: an error page" in text
+    assert "Service Quotas, Step Functions: not answered here (500: an error page" in text
+    assert "Traceback" not in text + answer.stderr
