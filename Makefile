@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 # sam build calls no AWS service: a region and dummy credentials keep it from looking for real ones.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: dev lint test local token show show-availability traces bench flash-sale reliability build deploy clean
+.PHONY: dev lint test local token show show-availability traces preflight bench flash-sale reliability build deploy clean
 
 dev: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
@@ -69,6 +69,11 @@ show-availability: $(VENV)/.installed
 # Recent executions of the local state machine, or one's trace: make traces EXECUTION=name
 traces: $(VENV)/.installed
 	$(BIN)/python -m offline.traces $(EXECUTION)
+
+# Before an on-sale: what binds first at RATE buyers a second, and what to raise (README, On-sale
+# checklist): make preflight RATE=800 [STACK=ticketera]; without STACK, the running make local.
+preflight: $(VENV)/.installed
+	$(BIN)/python -m tools.preflight --rate "$$RATE" --stack "$$STACK"
 
 # Cold start, package sizes and the cost model: BENCHMARKS.md
 bench: $(VENV)/.installed

@@ -1,7 +1,9 @@
 """The HTTP API on localhost: each request becomes API Gateway's HTTP API payload 2.0 event for
 the template's route, answered by the real handler; unknown routes get API Gateway's 404. With a
 JWT authorizer, a request without a valid token gets API Gateway's 401 and never reaches the
-function; a valid token's claims reach it in requestContext.authorizer.jwt."""
+function; a valid token's claims reach it in requestContext.authorizer.jwt. The stage throttle
+answers 429 beyond its rate and burst; a function throttled at its concurrency is API Gateway's
+500 (docs/design.md, Known limits)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from offline.buyer_tokens import JwtAuthorizer, TokenRefusedError, event_claims
-from offline.lambda_pool import LambdaPool
+from offline.lambda_pool import LambdaPool, LambdaThrottledError
+from offline.throttle import TokenBucket
 
 # API Gateway's own limit on a request body.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -92,6 +95,8 @@ class HttpApi:
     local_pages: Callable[[Request], Response]
     # The routes' JWT authorizer; None: anonymous routes (BuyerAuth=none)
     authorizer: JwtAuthorizer | None = None
+    # The stage's DefaultRouteSettings throttle; None: unthrottled
+    throttle: TokenBucket | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         request = Request(environ)
@@ -107,6 +112,11 @@ class HttpApi:
         pool = self.routes.get((request.method, request.path))
         if pool is None:
             return _json(404, {"message": "Not Found"})
+        # The stage's throttle counts every request to a route; here it runs before the authorizer
+        # (AWS does not document the order). HTTP API's own 429:
+        # https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-throttling.html
+        if self.throttle is not None and not self.throttle.take():
+            return _json(429, {"message": "Too Many Requests"})
         claims = None
         if self.authorizer is not None:
             try:
@@ -127,6 +137,11 @@ class HttpApi:
             result = pool.invoke(event)
         except InvocationTimeout:
             return _json(503, {"message": "Service Unavailable"})
+        # Lambda refused the invocation (TooManyRequestsException): "If the Lambda API rejects the
+        # invocation request, API Gateway returns a 500 error code"
+        # (https://docs.aws.amazon.com/lambda/latest/dg/services-apigateway-errors.html).
+        except LambdaThrottledError:
+            return _json(500, {"message": "Internal Server Error"})
         # API Gateway answers any function error this way, whatever the error.
         except Exception:
             return _json(500, {"message": "Internal Server Error"})

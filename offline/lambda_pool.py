@@ -1,5 +1,6 @@
 """Runs a Lambda handler the way the Lambda service does: in separate execution environments
-(worker processes), each serving one invocation at a time and keeping its warm state."""
+(worker processes), each serving one invocation at a time and keeping its warm state, and at
+most the function's concurrency at once: an invocation beyond it is throttled, not queued."""
 
 from __future__ import annotations
 
@@ -67,8 +68,15 @@ def _warm() -> int:
     return os.getpid()
 
 
+class LambdaThrottledError(Exception):
+    """Lambda's TooManyRequestsException: every execution environment the function may have is
+    busy. A synchronous invocation is refused at once; the function never runs
+    (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html, Errors)."""
+
+
 class LambdaPool:
-    """A function's execution environments: `invoke` blocks until one is free and has answered."""
+    """A function's execution environments, at most `concurrency` of them: `invoke` runs the
+    handler in a free one, or raises LambdaThrottledError when none is free."""
 
     def __init__(
         self,
@@ -84,6 +92,10 @@ class LambdaPool:
         self.name = name
         self.memory_mb = memory_mb
         self.timeout_seconds = timeout_seconds
+        self.concurrency = concurrency
+        # One slot per execution environment, held from the invocation until the environment is
+        # free again (after a timeout, the handler may still be running).
+        self._slots = threading.BoundedSemaphore(concurrency)
         # spawn, not fork: the parent runs server threads that a fork would copy mid-flight.
         self._executor = ProcessPoolExecutor(
             max_workers=concurrency,
@@ -98,9 +110,20 @@ class LambdaPool:
             future.result()
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        """The handler's return value; raises what the handler raised, or TimeoutError."""
+        """The handler's return value; raises what the handler raised, TimeoutError, or
+        LambdaThrottledError when `concurrency` invocations are already running."""
+        if not self._slots.acquire(blocking=False):
+            raise LambdaThrottledError(self.name)
         future = self._executor.submit(_invoke, event, self.memory_mb, self.timeout_seconds)
-        return future.result(timeout=self.timeout_seconds)
+        try:
+            return future.result(timeout=self.timeout_seconds)
+        finally:
+            # Freed here, before the caller answers, so that a client's next request never
+            # finds its own finished invocation still counted.
+            if future.done():
+                self._slots.release()
+            else:
+                future.add_done_callback(lambda _: self._slots.release())
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -49,6 +49,11 @@ LIMIT = "Ticket limit per buyer reached for this show."
 # a fifth of that (the same interleavings, in less time).
 ONE_BUYER_REQUESTS = 1000 if reliability.REPORTING else 200
 ONE_BUYER_CAP = 7
+# Requests in flight at once. The stack's purchase function runs at most LOCAL_LAMBDA_CONCURRENCY
+# of them, as on Lambda, and throttles the rest (tests/integration/test_throttling.py): these
+# runs are about the sale, so they stay within it (one more for a retry while ten still run).
+AT_ONCE = 10
+FUNCTION_CONCURRENCY = AT_ONCE + 1
 # The engine's default hold window, and ten times it: a slower DynamoDB must not break a rule.
 WINDOWS_MS = (DEFAULT_TRANSACTION_MS, 10 * DEFAULT_TRANSACTION_MS)
 
@@ -134,7 +139,10 @@ def stack(
     env = {
         **ports(),
         "SHOWS_FILE": str(shows),
-        "LOCAL_LAMBDA_CONCURRENCY": "8",
+        "LOCAL_LAMBDA_CONCURRENCY": str(FUNCTION_CONCURRENCY),
+        # An on-sale's raised stage throttle: the door's ceilings are test_throttling.py's.
+        "API_RATE_LIMIT": "10000",
+        "API_BURST_LIMIT": "10000",
         "LOCAL_DYNAMODB_TRANSACTION_MS": f"{window_ms:g}",
         # About the sale under contention, not the buyer (tests/integration/test_buyer_auth.py).
         "BUYER_AUTH": "none",
@@ -244,7 +252,7 @@ def test_reliability_500_buyers_for_100_tickets_sell_exactly_100(stack: Stack) -
         for n, q in enumerate(quantities)
     ]
     # WHEN they all buy at once, retrying a 503 as a client would
-    with ThreadPoolExecutor(max_workers=64) as pool:
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
         answers = list(pool.map(stack.buy_until_answered, bodies))
     # THEN, from the tables: exactly the stock sold, never below zero, sales add up
     sales = stack.sales("Stadium")
@@ -310,7 +318,7 @@ def test_reliability_one_user_sells_one_purchase_at_a_time(stack: Stack) -> None
     # GIVEN 10 concurrent requests of one user for one show
     started = datetime.now().astimezone()
     body = {"userId": "eager", "showId": "One User", "cardNumber": VISA}
-    with ThreadPoolExecutor(max_workers=10) as pool:
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
         answers = list(pool.map(lambda _: stack.post(body), range(10)))
     # THEN each is a sale or "in progress", sales match the answers...
     assert {(s, b["message"]) for s, b in answers} <= {
@@ -362,7 +370,7 @@ def test_reliability_concurrent_repeats_of_one_key_sell_once(stack: Stack) -> No
     # GIVEN 10 concurrent repeats of one request with one Idempotency-Key
     key = f"order-{uuid.uuid4()}"
     body = {"userId": "careful", "showId": "One Key", "cardNumber": VISA, "quantity": 2}
-    with ThreadPoolExecutor(max_workers=10) as pool:
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
         answers = list(pool.map(lambda _: stack.post(body, key), range(10)))
     # THEN one sale: the others replay it or hear it is in progress
     sales = [s for s in stack.sales("One Key") if s["userId"]["S"] == "careful"]
@@ -399,7 +407,7 @@ def test_reliability_repeats_of_one_key_with_the_connection_dropped_sell_once(
     # up right after sending it (the answers are lost on the way back)
     key = f"order-{uuid.uuid4()}"
     body = {"userId": "unlucky", "showId": "Dropped Key", "cardNumber": VISA, "quantity": 3}
-    with ThreadPoolExecutor(max_workers=10) as pool:
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
         list(pool.map(lambda _: send_and_hang_up(stack, body, key), range(10)))
     # WHEN the client tries once more with the key, until the first attempt has finished
     deadline = time.monotonic() + 60
@@ -432,7 +440,7 @@ def test_reliability_one_buyer_over_five_keys_takes_at_most_the_cap(
     keys = [f"rush-{uuid.uuid4()}" for _ in range(5)]
     requests = [(keys[n % 5], 1 + (n % 5) % 4) for n in range(ONE_BUYER_REQUESTS)]
     body = {"userId": "hoarder", "showId": show, "cardNumber": VISA}
-    with ThreadPoolExecutor(max_workers=64) as pool:
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
         answers = list(pool.map(lambda r: stack.post({**body, "quantity": r[1]}, r[0]), requests))
     # THEN the buyer holds at most the cap, every 200 has its sale, nothing else was answered
     sales = stack.sales(show)
