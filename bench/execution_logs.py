@@ -133,16 +133,11 @@ def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, A
     for folder in (function.code_dir, *function.layer_dirs):
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
-    import purchase_handler
     import purchase_workflow
 
     # Settings and clients are cached per execution environment: start afresh, and leave none
     # of this environment's behind.
-    caches = (
-        purchase_workflow.settings,
-        purchase_workflow.sfn_client,
-        purchase_handler.anonymous_buyers,
-    )
+    caches = [purchase_workflow.settings, purchase_workflow.sfn_client]
     moto_logger = logging.getLogger("moto")
     saved_level = moto_logger.level
     # moto logs every Fail state it runs as an error: expected here.
@@ -153,6 +148,10 @@ def offline_purchase_stack(template: Mapping[str, Any]) -> Iterator[tuple[Any, A
             moto_server.in_process(dict(template)) as arn,
         ):
             os.environ["STATE_MACHINE_ARN"] = arn
+            # Imported in the function's environment: Powertools reads it at import.
+            import purchase_handler
+
+            caches.append(purchase_handler.anonymous_buyers)
             for cached in caches:
                 cached.cache_clear()
             yield boto3.client("dynamodb"), boto3.client("stepfunctions"), arn
