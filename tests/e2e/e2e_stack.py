@@ -355,7 +355,9 @@ def deployed_stack(name: str) -> E2EStack:
             succeeded = [r["execution_arn"] for r in records if r["type"] == "ExecutionSucceeded"]
             if not succeeded:
                 return None
-            return "\n".join(json.dumps(r) for r in records if r["execution_arn"] == succeeded[0])
+            # Log streams interleave: the history's own event ids give its order.
+            execution = [r for r in records if r["execution_arn"] == succeeded[0]]
+            return "\n".join(json.dumps(r) for r in sorted(execution, key=lambda r: int(r["id"])))
 
         found = wait_for(read, AWS_LOG_WAIT_SECONDS)
         assert found is not None, f"no succeeded execution in {machine_logs} for the sale"
