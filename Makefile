@@ -112,6 +112,7 @@ build: $(SAM_VENV)/.installed $(VENV)/.installed
 # Deploys what `make build` just built and inspected, with the same Python 3.13.
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
+	@echo "Deployed. Next, the end-to-end suite against it: make e2e STACK=<the stack name you gave>"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
