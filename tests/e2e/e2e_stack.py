@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import json
 import os
 import secrets
@@ -27,8 +28,10 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from card_validation import check_card
 from offline import cfn_template, token
 from offline.local_stack import connect_catalog, local_resource_name
+from purchase_workflow import Sale
 from tools import show as show_command
 
 # A card the layer accepts (Visa's test number); only its brand and last 4 are ever stored.
@@ -66,7 +69,6 @@ class Tables:
 class E2EStack:
     """One stack under test, and what the suite made in it, to remove at the end."""
 
-    description: str
     api_url: str
     client: Callable[[str], Any]
     tables: Tables
@@ -80,7 +82,6 @@ class E2EStack:
     # Removes the show's row from the catalog, where the suite can.
     forget_catalog_row: Callable[[str], None]
     state_machine_arn: str
-    on_aws: bool
     cleanup: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     # ------------------------------------------------------------------ the HTTP API
@@ -112,9 +113,6 @@ class E2EStack:
     # ------------------------------------------------------------------ the tables
     def claim_key(self, show_id: str) -> str:
         """The buyer's claim on the show in LambdaExecutionLog (the purchase function's own key)."""
-        from card_validation import check_card
-        from purchase_workflow import Sale
-
         return Sale(self.buyer.user_id, show_id, 1, check_card(VISA)).claim_key
 
     def claim(self, show_id: str) -> dict[str, Any] | None:
@@ -209,6 +207,7 @@ def local_stack(environ: Mapping[str, str]) -> E2EStack:
     api_url = f"http://127.0.0.1:{api_port}"
     template = cfn_template.load_template()
 
+    @functools.cache
     def client(service: str) -> Any:
         return boto3.client(
             service,
@@ -270,7 +269,6 @@ def local_stack(environ: Mapping[str, str]) -> E2EStack:
             f"no make local answers on port {api_port} (start it, or set LOCAL_API_PORT)"
         ) from None
     return E2EStack(
-        description=f"make local on {api_url}",
         api_url=api_url,
         client=client,
         tables=Tables("ShowTickets", "LambdaExecutionLog", "TicketSales"),
@@ -283,7 +281,6 @@ def local_stack(environ: Mapping[str, str]) -> E2EStack:
         sale_trace=sale_trace,
         forget_catalog_row=forget_catalog_row,
         state_machine_arn=machine_arn,
-        on_aws=False,
     )
 
 
@@ -315,6 +312,7 @@ def deployed_stack(name: str) -> E2EStack:
     # TestState and CloudWatch Logs throttle early: botocore's standard retries wait them out.
     retrying = Config(retries={"mode": "standard", "max_attempts": 10})
 
+    @functools.cache
     def client(service: str) -> Any:
         return session.client(service, config=retrying)
 
@@ -368,7 +366,6 @@ def deployed_stack(name: str) -> E2EStack:
         return None
 
     stack = E2EStack(
-        description=f"stack {name}",
         api_url=outputs["ApiUrl"].rstrip("/"),
         client=client,
         tables=Tables(
@@ -383,7 +380,6 @@ def deployed_stack(name: str) -> E2EStack:
         sale_trace=sale_trace,
         forget_catalog_row=forget_catalog_row,
         state_machine_arn=outputs["PurchaseStateMachineArn"],
-        on_aws=True,
     )
     stack.buyer = _deployed_buyer(session, parameters, outputs, stack.cleanup)
     return stack
