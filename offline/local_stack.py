@@ -37,6 +37,7 @@ from offline import buyer_tokens, cfn_template, mariadb_server, moto_server, tra
 from offline.dynamodb_engine import SettingError
 from offline.http_api import HttpApi
 from offline.lambda_pool import LambdaPool
+from offline.throttle import ThrottleLimits, ThrottleSettingError, TokenBucket, stage_limits
 
 HOST = "127.0.0.1"
 ROOT = cfn_template.ROOT
@@ -81,6 +82,9 @@ class LocalConfig:
     # Where to look for mariadbd; None: the usual places, installing it there when missing.
     mariadb_bin_dir: Path | None
     buyer_auth: str
+    # The stage throttle: the template's ApiRateLimit and ApiBurstLimit, or API_RATE_LIMIT and
+    # API_BURST_LIMIT.
+    api_limits: ThrottleLimits
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> LocalConfig:
@@ -92,7 +96,15 @@ class LocalConfig:
             concurrency=_positive(environ, "LOCAL_LAMBDA_CONCURRENCY", 8),
             mariadb_bin_dir=_directory(environ, "MARIADB_BIN_DIR"),
             buyer_auth=_buyer_auth(environ),
+            api_limits=_api_limits(environ),
         )
+
+
+def _api_limits(environ: Mapping[str, str]) -> ThrottleLimits:
+    try:
+        return stage_limits(cfn_template.load_template(), environ)
+    except ThrottleSettingError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _buyer_auth(environ: Mapping[str, str]) -> str:
@@ -230,7 +242,10 @@ class LocalStack:
             )
             self._start_flyer_delivery(flyer)
         authorizer = self.issuer.authorizer() if self.issuer else None
-        self._serve_http_api(HttpApi(self._routes(purchase), self._local_pages, authorizer))
+        throttle = TokenBucket(self.config.api_limits)
+        self._serve_http_api(
+            HttpApi(self._routes(purchase), self._local_pages, authorizer, throttle)
+        )
 
     def _start_catalog(self) -> str | None:
         if self.config.database_url:
@@ -474,6 +489,7 @@ class LocalStack:
             ensure_ascii=False,
         )
         sold_out = next((s for s in self.shows if s.tickets_available == 0), None)
+        limits = self.config.api_limits
         if self.issuer is None:
             buyers = "anonymous (BUYER_AUTH=none): the body's userId is the buyer"
             bearer, try_lines = "", []
@@ -494,6 +510,10 @@ class LocalStack:
             f"  shows             {len(self.shows)} from {_relative(self.config.shows_file)}",
             f"  execution traces  {self.api_url}/_local/traces  or  make traces [EXECUTION=name]",
             f"  buyers            {buyers}",
+            f"  ceilings          {limits.rate_per_second:g} requests/s, burst {limits.burst}"
+            f" (API_RATE_LIMIT, API_BURST_LIMIT: 429 beyond);"
+            f" {self.config.concurrency} purchase functions at once"
+            f" (LOCAL_LAMBDA_CONCURRENCY: API Gateway's 500 beyond)",
         ]
         if self.issuer is not None:
             lines.append(f"  a token for {DEMO_BUYER}   {self.issuer.token(DEMO_BUYER)}")
