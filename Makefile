@@ -12,7 +12,7 @@ CHECKOV_VENV := .venv-checkov
 # sam build calls no AWS service: a region and dummy credentials keep it from looking for real ones.
 OFFLINE_AWS := AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=offline AWS_SECRET_ACCESS_KEY=offline SAM_CLI_TELEMETRY=0
 
-.PHONY: dev lint test local token show show-availability traces preflight bench flash-sale reliability build deploy clean
+.PHONY: dev lint test e2e local token show show-availability traces preflight bench flash-sale reliability build deploy clean
 
 dev: $(VENV)/.installed $(SAM_VENV)/.installed $(CHECKOV_VENV)/.installed
 
@@ -41,8 +41,18 @@ lint: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	$(BIN)/cfn-lint template.yaml
 	CKV_SKIP_PACKAGE_UPDATE_CHECK=true $(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download -f template.yaml --framework cloudformation
 
+# Then the end-to-end suite, against a `make local` it starts on free ports, so that it never rots.
 test: lint
 	$(BIN)/pytest
+	E2E_START_LOCAL=1 $(E2E)
+
+# The end-to-end suite (tests/e2e), run right after `sam deploy`: make e2e STACK=<name>; without
+# STACK, against a running `make local` (DATABASE_URL: the catalog URL its banner prints).
+# --confcutdir keeps tests/conftest.py's fake AWS credentials out of it.
+E2E := $(BIN)/pytest -q -m e2e --confcutdir tests/e2e tests/e2e
+
+e2e: $(VENV)/.installed
+	E2E_STACK="$$STACK" $(E2E)
 
 # The whole system offline: HTTP API on :3000, AWS endpoint on :4566. Ctrl-C stops it.
 local: $(VENV)/.installed
@@ -102,6 +112,7 @@ build: $(SAM_VENV)/.installed $(VENV)/.installed
 # Deploys what `make build` just built and inspected, with the same Python 3.13.
 deploy: build
 	SAM_CLI_TELEMETRY=0 $(SAM) deploy --guided
+	@echo "Deployed. Next, the end-to-end suite against it: make e2e STACK=<the stack name you gave>"
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) $(CHECKOV_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

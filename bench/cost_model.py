@@ -932,6 +932,68 @@ def flyer_burst_cost(deployed: Mapping[str, Any], prices: PriceTable) -> tuple[M
     return tuple(items)
 
 
+# The custom metrics the functions publish with Powertools' embedded metric format, by the one
+# dimension Powertools adds (`service`): one CloudWatch metric per name and service.
+# tests/unit/test_cost_model.py checks these names against what the functions' code can emit.
+CUSTOM_METRICS: Mapping[str, tuple[str, ...]] = {
+    "purchase": (
+        "PurchaseCompleted",
+        "PurchaseReplayed",
+        "SoldOut",
+        "ShowNotFound",
+        "BuyerLimitReached",
+        "BuyerMismatch",
+        "Unauthorized",
+        "PurchaseInProgress",
+        "InvalidRequest",
+        "InvalidCard",
+        "ShowBusy",
+        "WorkflowThrottled",
+        "PurchaseOutcomeUnknown",
+        "PurchaseError",
+    ),
+    "flyer": (
+        "FlyerStored",
+        "FlyerUnchanged",
+        "FlyerForUnknownEvent",
+        "FlyerSkipped",
+        "FlyerKeyRefused",
+    ),
+}
+# The metric every sale publishes, and the one every burst of flyer uploads does.
+SALE_METRIC = ("purchase", "PurchaseCompleted")
+STORED_FLYER_METRIC = ("flyer", "FlyerStored")
+
+
+def custom_metric_hours(sales: int) -> dict[tuple[str, str], float]:
+    """The hours of a month in which each custom metric is published. CloudWatch bills a metric
+    for each hour it is published in: a sale's metric, at most one hour per sale (every hour at
+    10,000 sales, 13.7 an hour); a stored flyer's, one hour per burst; any other, the assumed
+    hours of rejections and odd uploads."""
+    hours = {
+        (service, name): ASSUMPTIONS["other_metric_hours_per_month"]
+        for service, names in CUSTOM_METRICS.items()
+        for name in names
+    }
+    hours[SALE_METRIC] = min(float(HOURS_PER_MONTH), float(sales))
+    hours[STORED_FLYER_METRIC] = min(float(HOURS_PER_MONTH), ASSUMPTIONS["flyer_bursts_per_month"])
+    return hours
+
+
+def custom_metrics_cost(sales: int, prices: PriceTable) -> MonthlyItem:
+    """A month of the functions' custom metrics, prorated by the hours each is published in."""
+    hours = custom_metric_hours(sales)
+    metric_months = sum(hours.values()) / HOURS_PER_MONTH
+    every_hour = sum(1 for published in hours.values() if published >= HOURS_PER_MONTH)
+    per_metric = prices.price("cloudwatch_custom_metric_per_month")
+    return MonthlyItem(
+        "custom metrics (EMF)",
+        f"{len(hours)} metrics, {every_hour} published every hour: {metric_months:.2f} "
+        f"metric-months x ${per_metric:.2f}",
+        metric_months * per_metric,
+    )
+
+
 def monthly_bill(
     template: Mapping[str, Any],
     catalog: str,
@@ -940,8 +1002,9 @@ def monthly_bill(
     observed_sale: ObservedExecution,
     prices: PriceTable,
 ) -> tuple[MonthlyItem, ...]:
-    """Idle bill + `sales` sales at their steady monthly rate + the month's flyer bursts. X-Ray
-    is counted after its perpetual free tier; no other free tier (an account may spend it)."""
+    """Idle bill + `sales` sales at their steady monthly rate + the month's flyer bursts + the
+    functions' custom metrics. X-Ray is counted after its perpetual free tier; no other free tier
+    (an account may spend it)."""
     deployed = deployed_with_catalog(template, catalog)
     items = list(idle_monthly_cost(deployed, prices))
     design = design_from_template(deployed).at_monthly_volume(sales)
@@ -967,4 +1030,5 @@ def monthly_bill(
     burst = monthly_total(flyer_burst_cost(deployed, prices))
     bursts = ASSUMPTIONS["flyer_bursts_per_month"]
     items.append(MonthlyItem("flyer bursts", f"{bursts} x ${burst:.4f}", bursts * burst))
+    items.append(custom_metrics_cost(sales, prices))
     return tuple(items)

@@ -427,6 +427,28 @@ def _monthly(bills: Mapping[tuple[str, int], Sequence[cm.MonthlyItem]]) -> str:
         "2025, and X-Ray traces every request (its first 100,000 traces a month are "
         f"free). {cm.ASSUMPTIONS['flyer_bursts_per_month']} flyer bursts a month. No other free "
         "tier is applied: an account may spend them elsewhere.",
+        _custom_metrics(),
+    )
+
+
+def _custom_metrics() -> str:
+    """Which custom metrics the month bills, and which free metrics say the same."""
+    names = "; ".join(
+        f"`{service}`: " + ", ".join(f"`{name}`" for name in names)
+        for service, names in cm.CUSTOM_METRICS.items()
+    )
+    hours = cm.ASSUMPTIONS["other_metric_hours_per_month"]
+    return (
+        "Custom metrics (Powertools' embedded metric format, namespace `Ticketera`, one "
+        f"`service` dimension): {names}. CloudWatch bills a metric for each hour it is published "
+        "in (prorated by the hour), so a metric published at least once an hour is a full "
+        f"metric-month: `{cm.SALE_METRIC[1]}` one hour per sale at most (an upper bound), so "
+        "every hour from 730 sales a month, "
+        f"`{cm.STORED_FLYER_METRIC[1]}` one hour per burst of uploads, each other one {hours:g} "
+        "hours (`other_metric_hours_per_month`). Step Functions' and API Gateway's own metrics "
+        "are free but say less: `ExecutionsSucceeded` counts what `PurchaseCompleted` does but "
+        "for an answer lost after the sale, and a failed execution or a 4xx does not say "
+        "whether the buyer met a sold-out show, an unknown show, the cap or a bad card."
     )
 
 

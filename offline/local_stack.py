@@ -182,7 +182,7 @@ def _ensure_port_free(port: int, variable: str) -> None:
             ) from None
 
 
-def _only_resource_name(template: dict[str, Any], resource_type: str) -> str:
+def local_resource_name(template: dict[str, Any], resource_type: str) -> str:
     """The local name of the template's one resource of this type: its logical id, kebab-case."""
     (logical_id,) = cfn_template.resources_of_type(template, resource_type)
     return re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id).lower()
@@ -197,8 +197,8 @@ class LocalStack:
         self.template = cfn_template.load_template()
         self.aws_url = f"http://{HOST}:{config.aws_port}"
         self.api_url = f"http://{HOST}:{config.api_port}"
-        self.bucket = _only_resource_name(self.template, "AWS::S3::Bucket")
-        self.dead_letter_queue = _only_resource_name(self.template, "AWS::SQS::Queue")
+        self.bucket = local_resource_name(self.template, "AWS::S3::Bucket")
+        self.dead_letter_queue = local_resource_name(self.template, "AWS::SQS::Queue")
         # None when there is no database: purchases work, flyer ingestion is off.
         self.catalog_url: str | None = None
         self.state_machine_arn = ""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import copy
 import datetime
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +26,8 @@ from bench.cost_model import (
 )
 from bench.execution_logs import run_offline_purchases
 from offline import cfn_template
+
+FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 
 TEMPLATE = cfn_template.load_template()
 PRICES = cost_model.load_prices()
@@ -56,8 +60,9 @@ CEILING_PER_MILLION_BUCKET_SALES_WITHOUT_EXECUTION_LOGS = 7.79
 # The whole bill of a month with a million sales on the default catalog: $17.20 when this was
 # set, most of it the sales themselves and X-Ray ($4.50: below one request a second every
 # purchase is traced), $0.40 the alarms. A tripwire, like the two above; raised by the sale's
-# own tripwire (the read before the claim) to $17.54 ($17.535).
-CEILING_MONTHLY_AT_1M_SALES = 17.54
+# own tripwire (the read before the claim) to $17.54 ($17.535), then to $18.06 ($18.057) by the
+# functions' custom metrics, which the month used to leave out ($0.52 at any volume).
+CEILING_MONTHLY_AT_1M_SALES = 18.06
 # One burst of flyer uploads waking the default catalog: $0.0053 when this was set.
 CEILING_FLYER_BURST = 0.01
 DEFAULT_CATALOG, OTHER_CATALOG = cost_model.catalog_choices(TEMPLATE)
@@ -421,3 +426,93 @@ def test_cost_model_user_pool_bills_per_active_user_only_and_only_lite_is_priced
         PRICES,
     )
     assert item.usd is None
+
+
+def _literal_metric_names(folder: Path) -> set[str]:
+    """The string literals a function's code passes to add_metric as the name, directly or
+    through a variable assigned in the same module (`metric = "PurchaseReplayed" if ...`)."""
+    names: set[str] = set()
+    for module in folder.glob("*.py"):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        assigned = {
+            target.id: node.value
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "add_metric"):
+                continue
+            for keyword in node.keywords:
+                if keyword.arg != "name":
+                    continue
+                value = keyword.value
+                if isinstance(value, ast.Name) and value.id in assigned:
+                    value = assigned[value.id]
+                names |= {
+                    constant.value
+                    for constant in ast.walk(value)
+                    if isinstance(constant, ast.Constant) and isinstance(constant.value, str)
+                }
+    return names
+
+
+def test_cost_model_custom_metrics_are_every_name_the_functions_can_emit() -> None:
+    # GIVEN the functions' own tables of metric names and the literals they pass to add_metric
+    import flyer_config
+    import flyer_handler
+    import purchase_outcomes
+
+    purchase = {outcome.metric for outcome in purchase_outcomes.OUTCOMES}
+    purchase |= _literal_metric_names(FUNCTIONS / "purchase")
+    flyer = set(flyer_handler._METRIC_NAMES.values()) | _literal_metric_names(FUNCTIONS / "flyer")
+    # The service dimension each function's Powertools Metrics adds
+    function = TEMPLATE["Resources"]["PurchaseFunction"]["Properties"]
+    purchase_service = function["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"]
+
+    # THEN the model prices exactly those, under those services, each name once
+    assert {service: sorted(names) for service, names in cost_model.CUSTOM_METRICS.items()} == {
+        purchase_service: sorted(purchase),
+        flyer_config.SERVICE_NAME: sorted(flyer),
+    }
+    # and no other function publishes a metric
+    publishers = {
+        folder.name
+        for folder in FUNCTIONS.iterdir()
+        if folder.is_dir() and "add_metric" in _source(folder)
+    }
+    assert publishers == {"purchase", "flyer"}
+
+
+def _source(folder: Path) -> str:
+    return "".join(module.read_text(encoding="utf-8") for module in folder.glob("*.py"))
+
+
+def test_cost_model_custom_metric_published_every_hour_bills_a_full_month() -> None:
+    # GIVEN 10,000 sales a month (13.7 an hour) and a month with 100
+    busy, quiet = (cost_model.custom_metric_hours(sales) for sales in (10_000, 100))
+
+    # THEN the sale's metric bills every hour of the first month, at most 100 of the second
+    assert busy[cost_model.SALE_METRIC] == cost_model.HOURS_PER_MONTH
+    assert quiet[cost_model.SALE_METRIC] == 100
+    # a stored flyer's, one hour per burst; every other metric its assumed hours
+    assert busy[cost_model.STORED_FLYER_METRIC] == 30
+    others = set(busy) - {cost_model.SALE_METRIC, cost_model.STORED_FLYER_METRIC}
+    assert len(others) == 17
+    assert {busy[metric] for metric in others} == {30}
+    # and the month's line is $0.30 a metric-month: one full month plus 18 x 30 hours
+    item = cost_model.custom_metrics_cost(10_000, PRICES)
+    assert item.usd == pytest.approx(0.30 * (1 + 18 * 30 / 730))
+
+
+def test_cost_model_monthly_bill_counts_the_custom_metrics(
+    observed: dict[str, ObservedExecution],
+) -> None:
+    # GIVEN the default template WHEN a month of 10,000 sales is priced
+    bill = cost_model.monthly_bill(
+        TEMPLATE, DEFAULT_CATALOG, 10_000, MACHINE, observed["sale"], PRICES
+    )
+    # THEN the custom metrics are one of its lines, priced as above
+    (metrics,) = (item for item in bill if item.label == "custom metrics (EMF)")
+    assert metrics.usd == pytest.approx(cost_model.custom_metrics_cost(10_000, PRICES).usd)
