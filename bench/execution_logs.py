@@ -72,7 +72,7 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
     quantity, show_id = int(body.get("quantity", 1)), str(body["showId"])
     machine, prices = cm.load_state_machine(template), cm.load_prices()
     # Shows as `make show` writes them: each with its own per-buyer cap.
-    cap = str(template["Parameters"]["MaxTicketsPerBuyer"]["Default"])
+    cap = show.template_max_per_buyer(template)
     runs = {}
     with offline_purchase_stack(template) as (dynamodb, stepfunctions, machine_arn):
         for outcome, tickets, expected_status in (
@@ -82,14 +82,14 @@ def run_offline_purchases(template: Mapping[str, Any]) -> dict[str, OfflineRun]:
         ):
             if tickets is None:
                 spec = ShowSpec(show_id, Decimal(50), BUCKETED_TICKETS)
-                show.set_stock(dynamodb, show.LOCAL_TABLES, spec, BUCKETS, int(cap))
+                show.set_stock(dynamodb, show.LOCAL_TABLES, spec, BUCKETS, cap)
             else:
                 dynamodb.put_item(
                     TableName="ShowTickets",
                     Item={
                         "showId": {"S": show_id},
                         "ticketsAvailable": {"N": str(tickets)},
-                        "maxPerBuyer": {"N": cap},
+                        "maxPerBuyer": {"N": str(cap)},
                     },
                 )
             walked = [visit.name for visit in cm.walk(machine, outcome, prices).visits]

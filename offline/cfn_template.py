@@ -179,14 +179,19 @@ def function(
     )
 
 
+def parameter_default(template: Mapping[str, Any], name: Any) -> str | None:
+    """A parameter's default as text (what the offline stack runs with), None without one."""
+    default = template.get("Parameters", {}).get(name, {}).get("Default")
+    return None if default is None else str(default)
+
+
 def _offline_value(template: Mapping[str, Any], value: Any) -> str | None:
     if isinstance(value, str | int | float):
         return str(value)
     ref = value.get("Ref") if isinstance(value, Mapping) else None
     if ref in resources_of_type(dict(template), "AWS::DynamoDB::Table"):
         return str(ref)  # tables are created offline under their logical id
-    default = template.get("Parameters", {}).get(ref, {}).get("Default")
-    return None if default is None else str(default)
+    return parameter_default(template, ref)
 
 
 def create_tables(dynamodb: Any, template: dict[str, Any]) -> None:
@@ -210,10 +215,9 @@ def resolve(value: Any, template: dict[str, Any]) -> str:
     tables = resources_of_type(template, "AWS::DynamoDB::Table")
     if isinstance(value, dict) and value.get("Ref") in tables:
         return str(value["Ref"])
-    if isinstance(value, dict) and "Default" in template.get("Parameters", {}).get(
-        value.get("Ref"), {}
-    ):
-        return str(template["Parameters"][value["Ref"]]["Default"])
+    default = parameter_default(template, value.get("Ref")) if isinstance(value, dict) else None
+    if default is not None:
+        return default
     if isinstance(value, dict) and "Fn::GetAtt" in value:
         logical_id, attribute = value["Fn::GetAtt"]
         if logical_id in tables and attribute == "Arn":

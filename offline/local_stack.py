@@ -349,7 +349,7 @@ class LocalStack:
     def _load_shows(self) -> None:
         dynamodb = self.client("dynamodb")
         # Each with the stack's per-buyer cap written on it, as `make show` writes a new show.
-        cap = str(self.template["Parameters"]["MaxTicketsPerBuyer"]["Default"])
+        cap = str(cfn_template.parameter_default(self.template, "MaxTicketsPerBuyer"))
         for show in self.shows:
             dynamodb.put_item(
                 TableName="ShowTickets",

@@ -218,8 +218,8 @@ def set_stock(
             )
         available = show.tickets - sold
         wanted = buckets or (current.buckets if current else 1)
-        cap = max_per_buyer or (current.max_per_buyer if current else None)
-        cap = cap or new_show_max_per_buyer
+        own = current.max_per_buyer if current else None
+        cap = max_per_buyer or own or new_show_max_per_buyer
         if current is not None and (
             current.buckets,
             current.available,
@@ -375,11 +375,17 @@ def local_target(environ: Mapping[str, str]) -> Target:
     )
 
 
-def template_max_per_buyer() -> int:
-    """MaxTicketsPerBuyer's default in template.yaml: what `make local` runs with."""
+def template_max_per_buyer(template: Mapping[str, Any] | None = None) -> int:
+    """MaxTicketsPerBuyer's default in template.yaml (or in `template`): what `make local`
+    runs with."""
     from offline import cfn_template
 
-    return int(cfn_template.load_template()["Parameters"]["MaxTicketsPerBuyer"]["Default"])
+    default = cfn_template.parameter_default(
+        cfn_template.load_template() if template is None else template, "MaxTicketsPerBuyer"
+    )
+    if default is None:
+        raise ShowCommandError("template.yaml has no default for MaxTicketsPerBuyer")
+    return int(default)
 
 
 def local_dynamodb(environ: Mapping[str, str]) -> Any:
