@@ -3,18 +3,36 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from offline.mariadb_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def post_json(
+    url: str, body: Any, headers: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, dict[str, str], Any]:
+    """POST `body` (JSON, or bytes as they are) as a client would: the status, the headers and
+    the JSON answer, an error status included."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers or {}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, dict(answer.headers), json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
 
 
 def stack_environment() -> dict[str, str]:

@@ -32,6 +32,7 @@ from card_validation import check_card
 from offline import cfn_template, token
 from offline.local_stack import connect_catalog, local_resource_name
 from purchase_workflow import Sale
+from tests.local_stack_process import post_json
 from tools import show as show_command
 
 # A card the layer accepts (Visa's test number); only its brand and last 4 are ever stored.
@@ -97,18 +98,9 @@ class E2EStack:
             headers["Authorization"] = f"Bearer {self.buyer.token}"
         if idempotency_key is not None:
             headers["Idempotency-Key"] = idempotency_key
-        request = urllib.request.Request(
-            f"{self.api_url}/purchases",
-            data=json.dumps(body).encode(),
-            headers=headers,
-            method="POST",
-        )
-        try:
-            # API Gateway gives up after 30 s.
-            with urllib.request.urlopen(request, timeout=35) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+        # API Gateway gives up after 30 s.
+        status, _, answer = post_json(f"{self.api_url}/purchases", body, headers, timeout=35)
+        return status, answer
 
     # ------------------------------------------------------------------ the tables
     def claim_key(self, show_id: str) -> str:

@@ -3,11 +3,8 @@ as API Gateway's JWT authorizer refuses it, and leaves no sale and no write in a
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +15,7 @@ import pytest
 from offline.buyer_tokens import LocalIssuer
 from offline.token import fetch_token
 from tests import reliability
-from tests.local_stack_process import ROOT, RunningStack, ports
+from tests.local_stack_process import ROOT, RunningStack, ports, post_json
 
 SHOW = "Rock en el Parque"
 VISA = "4111 1111 1111 1111"
@@ -35,17 +32,7 @@ class Stack:
         headers = {"Authorization": authorization} if authorization is not None else {}
         # userId equal to the token's subject: valid with and without a token.
         body = {"userId": BUYER, "showId": SHOW, "cardNumber": VISA}
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}/purchases",
-            data=json.dumps(body).encode(),
-            headers=headers,
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
-                return answer.status, dict(answer.headers), json.loads(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), json.loads(error.read())
+        return post_json(f"http://127.0.0.1:{self.api_port}/purchases", body, headers)
 
     def items(self) -> dict[str, list[dict[str, Any]]]:
         """Every item of every table: what a refused request must leave as it was."""

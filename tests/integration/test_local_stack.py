@@ -22,7 +22,7 @@ from offline.local_stack import connect_catalog
 from offline.mariadb_server import free_port
 from offline.token import fetch_token
 from tests.integration.conftest import Server
-from tests.local_stack_process import ROOT, RunningStack, ports, stack_environment
+from tests.local_stack_process import ROOT, RunningStack, ports, post_json, stack_environment
 
 API = "http://127.0.0.1:3000"
 AWS = "http://127.0.0.1:4566"
@@ -33,17 +33,10 @@ VISA = "4111 1111 1111 1111"
 
 def post(body: Any, path: str = "/purchases", api: str = API) -> tuple[int, dict[str, Any]]:
     """POST as a buyer would: with a token of the stack's issuer for the body's userId."""
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
     buyer = body.get("userId") if isinstance(body, dict) else None
     token = fetch_token(buyer if isinstance(buyer, str) else "u", api.rsplit(":", 1)[1])
-    request = urllib.request.Request(
-        f"{api}{path}", data=data, method="POST", headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    status, _, answer = post_json(f"{api}{path}", body, {"Authorization": f"Bearer {token}"})
+    return status, answer
 
 
 def aws(service: str, endpoint_url: str = AWS) -> Any:

@@ -16,8 +16,6 @@ import random
 import socket
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -36,7 +34,7 @@ from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
 from offline.local_stack import connect_catalog
 from show_catalog import ShowSpec
 from tests import reliability
-from tests.local_stack_process import RunningStack, ports
+from tests.local_stack_process import RunningStack, ports, post_json
 from tools import show as show_command
 
 VISA = "4111 1111 1111 1111"
@@ -82,14 +80,7 @@ class Stack:
         self, body: dict[str, Any], key: str | None = None
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         headers = {"Idempotency-Key": key} if key else {}
-        request = urllib.request.Request(
-            f"{self.api}/purchases", data=json.dumps(body).encode(), headers=headers, method="POST"
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=120) as response:
-                return response.status, dict(response.headers), json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), json.loads(error.read())
+        return post_json(f"{self.api}/purchases", body, headers, timeout=120)
 
     def buy_until_answered(self, body: dict[str, Any]) -> tuple[int, dict[str, Any], int]:
         """As a well-behaved client buys: a 503 is retried after its Retry-After, with jitter

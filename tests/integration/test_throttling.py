@@ -9,8 +9,6 @@ import subprocess
 import textwrap
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +25,7 @@ from offline.http_api import HttpApi
 from offline.lambda_pool import LambdaPool
 from offline.mariadb_server import free_port
 from show_catalog import ShowSpec
-from tests.local_stack_process import ROOT, RunningStack, ports, stack_environment
+from tests.local_stack_process import ROOT, RunningStack, ports, post_json, stack_environment
 from tools import show as show_command
 
 VISA = "4111 1111 1111 1111"
@@ -54,12 +52,8 @@ HOLDING_HANDLER = textwrap.dedent(
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return answer.status, json.loads(answer.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    status, _, answer = post_json(url, body)
+    return status, answer
 
 
 def no_local_pages(request: Request) -> Response:
