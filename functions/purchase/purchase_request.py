@@ -60,9 +60,7 @@ def parse_buyer(claims: dict[str, Any] | None) -> str:
     subject = (claims or {}).get("sub")
     if not isinstance(subject, str) or not subject:
         raise UnauthorizedError
-    if len(subject) > MAX_USER_ID_LENGTH or any(
-        unicodedata.category(char) in _NOT_IN_IDS for char in subject
-    ):
+    if len(subject) > MAX_USER_ID_LENGTH or _unprintable(subject):
         raise InvalidRequestError(
             [FieldError("token", f"subject must be 1 to {MAX_USER_ID_LENGTH} printable characters")]
         )
@@ -148,8 +146,12 @@ def id_problem(value: str) -> str | None:
     zero width space, U+202E right-to-left override) make two different ids look the same; a
     card number would be stored wherever the id is. The message never quotes the value.
     """
-    if any(unicodedata.category(char) in _NOT_IN_IDS for char in value):
+    if _unprintable(value):
         return "must not contain control or format characters"
     if holds_card_number(value):
         return "must not contain a card number"
     return None
+
+
+def _unprintable(value: str) -> bool:
+    return any(unicodedata.category(char) in _NOT_IN_IDS for char in value)
