@@ -74,6 +74,24 @@ class LambdaThrottledError(Exception):
     (https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html, Errors)."""
 
 
+class ConcurrencyLimit:
+    """A function's concurrency: at most `concurrency` invocations at once. `acquire` takes a slot
+    or raises LambdaThrottledError at once, as Lambda refuses a synchronous invocation beyond it
+    (it never queues one)."""
+
+    def __init__(self, name: str, concurrency: int) -> None:
+        self.name = name
+        self.concurrency = concurrency
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    def acquire(self) -> None:
+        if not self._slots.acquire(blocking=False):
+            raise LambdaThrottledError(self.name)
+
+    def release(self) -> None:
+        self._slots.release()
+
+
 class LambdaPool:
     """A function's execution environments, at most `concurrency` of them: `invoke` runs the
     handler in a free one, or raises LambdaThrottledError when none is free."""
@@ -92,10 +110,9 @@ class LambdaPool:
         self.name = name
         self.memory_mb = memory_mb
         self.timeout_seconds = timeout_seconds
-        self.concurrency = concurrency
         # One slot per execution environment, held from the invocation until the environment is
         # free again (after a timeout, the handler may still be running).
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self.limit = ConcurrencyLimit(name, concurrency)
         # spawn, not fork: the parent runs server threads that a fork would copy mid-flight.
         self._executor = ProcessPoolExecutor(
             max_workers=concurrency,
@@ -112,8 +129,7 @@ class LambdaPool:
     def invoke(self, event: dict[str, Any]) -> Any:
         """The handler's return value; raises what the handler raised, TimeoutError, or
         LambdaThrottledError when `concurrency` invocations are already running."""
-        if not self._slots.acquire(blocking=False):
-            raise LambdaThrottledError(self.name)
+        self.limit.acquire()
         future = self._executor.submit(_invoke, event, self.memory_mb, self.timeout_seconds)
         try:
             return future.result(timeout=self.timeout_seconds)
@@ -121,9 +137,9 @@ class LambdaPool:
             # Freed here, before the caller answers, so that a client's next request never
             # finds its own finished invocation still counted.
             if future.done():
-                self._slots.release()
+                self.limit.release()
             else:
-                future.add_done_callback(lambda _: self._slots.release())
+                future.add_done_callback(lambda _: self.limit.release())
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -89,9 +89,14 @@ def buckets_for(rate: float) -> int:
     return max(1, math.ceil(rate * HOLD_WINDOW_SECONDS * BUCKET_HEADROOM))
 
 
+def concurrency_needed(rate: float) -> int:
+    """The purchase function's instances `rate` buyers a second keep busy."""
+    return math.ceil(rate * EXECUTION_SECONDS)
+
+
 def plan(readings: Readings, rate: float) -> list[Check]:
     """Every ceiling of the purchase path at `rate` buyers a second, each one a sale at most."""
-    concurrency_needed = math.ceil(rate * EXECUTION_SECONDS)
+    concurrency = concurrency_needed(rate)
     checks = [
         Check(
             "stage throttle ApiRateLimit",
@@ -110,12 +115,12 @@ def plan(readings: Readings, rate: float) -> list[Check]:
         Check(
             "Lambda concurrent executions",
             readings.lambda_concurrency,
-            concurrency_needed,
+            concurrency,
             None
             if readings.lambda_concurrency is None
             else readings.lambda_concurrency / EXECUTION_SECONDS,
             f"Service Quotas, Lambda, Concurrent executions ({LAMBDA_CONCURRENCY_QUOTA}):"
-            f" at least {concurrency_needed} ({rate:g}/s x {EXECUTION_SECONDS:g} s a purchase)",
+            f" at least {concurrency} ({rate:g}/s x {EXECUTION_SECONDS:g} s a purchase)",
         ),
         Check(
             "API Gateway account throttle",
