@@ -11,6 +11,12 @@ every arrival SCALE times further apart, and every duration the ASL sets (its ti
 Retry's waits) SCALE times longer. Contention depends only on arrivals per hold window and
 units per window, so the figures are given at DynamoDB's own time scale (measured rate x
 SCALE).
+
+As deployed, the same rush meets the API's stage throttle and the purchase function's concurrency
+first (offline/throttle.py and offline/lambda_pool.py's limit, on the same stretched clock): at
+the template's defaults, at a new account's Lambda quota, and at the on-sale settings `make
+preflight` prints. There buyers behave as the answer table (docs/design.md) tells clients to: a
+429, API Gateway's 500 for a throttled function and a 503 are tried again after a backoff.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from typing import Any
 from unittest import mock
 
 from bench.measurement import BenchContext, Section, table, verdict
+from offline.lambda_pool import ConcurrencyLimit, LambdaThrottledError
+from offline.throttle import ThrottleLimits, TokenBucket
 
 SHOW = "Flash"
 SCALE = 64
@@ -48,6 +56,27 @@ TARGET_TICKETS_PER_S = 1000
 SECTION = "Flash sale"
 PICTURE = Path("docs") / "flash-sale.svg"
 REPORT = Path("BENCHMARKS.md")
+DEPLOYED_PICTURE = Path("docs") / "flash-sale-deployed.svg"
+AS_SHIPPED = "as shipped"
+NEW_ACCOUNT = "as shipped, new account"
+ON_SALE = "on-sale settings"
+
+# Lambda's concurrent executions: an account's documented default, which the purchase function
+# shares (it reserves none), and what new accounts are commonly given instead
+# (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html: "new accounts might
+# have reduced concurrency"; reports of 10 are common).
+ACCOUNT_CONCURRENCY = 1000
+NEW_ACCOUNT_CONCURRENCY = 10
+# The answers of the path in front of the workflow: the stage throttle's 429 and API Gateway's
+# 500 for a function throttled at its concurrency (offline/http_api.py cites both).
+API_THROTTLED = "429 throttled"
+FUNCTION_THROTTLED = "500 function throttled"
+# A buyer told to come back tries again after a full-jitter backoff, base 0.25 s, at most 4 s,
+# and never sooner than Retry-After (https://aws.amazon.com/builders-library/timeouts-retries-
+# and-backoff-with-jitter/), at most this many times.
+RETRIES = 10
+BACKOFF_BASE_S = 0.25
+BACKOFF_CAP_S = 4.0
 
 
 def buckets_for(rate_per_s: float, window_ms: float) -> int:
@@ -76,6 +105,11 @@ class Run:
     rush_sales: int  # purchases completed by the open-loop buyers
     selling_s: float  # from their first sale to their last, at DynamoDB's time scale
     busy: int = 0  # of the errors, 503s: the show too contended to commit now
+    deployment: str = ""  # the path in front of the workflow, "" for none (the DynamoDB model)
+    api_limits: ThrottleLimits | None = None
+    concurrency: int = 0  # the purchase function's
+    requests: tuple[tuple[str, int], ...] = ()  # every request's answer, retries included
+    peak_concurrency: int = 0  # the most invocations at once
     faults: str = ""
     fault_hits: int = 0  # requests the injected faults struck
     # Requests the engine cancelled for a held item, and refused over an item's ceiling.
@@ -94,6 +128,18 @@ class Run:
     def lost(self) -> int:
         """Tickets neither left nor recorded as sold (negative: sold twice)."""
         return self.stock - self.left - self.recorded
+
+    def requests_answered(self, answer: str) -> int:
+        return dict(self.requests).get(answer, 0)
+
+    @property
+    def server_errors(self) -> int:
+        """Requests answered a 500: API Gateway's for a throttled function, or the function's."""
+        return sum(
+            count
+            for answer, count in self.requests
+            if answer == FUNCTION_THROTTLED or answer.startswith("error")
+        )
 
     @property
     def whole_sales_per_s(self) -> float:
@@ -119,10 +165,63 @@ class Run:
         )
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """The path in front of the workflow on AWS: the stage throttle and the purchase function's
+    concurrency. `scale` replaces SCALE: a path that lets fewer executions a second through
+    needs less stretching to run on this machine, and finishes sooner (contention depends only on
+    arrivals per hold window, whatever the scale)."""
+
+    name: str
+    api_limits: ThrottleLimits
+    concurrency: int
+    scale: float
+
+
+def deployments(rate_per_s: float) -> dict[str, Deployment]:
+    """As shipped (the template's throttle, an account's concurrency), the same on a new account,
+    and with the settings `make preflight RATE=rate_per_s` asks for."""
+    from offline import cfn_template
+    from offline.throttle import stage_limits
+    from tools import preflight
+
+    shipped = stage_limits(cfn_template.load_template(), {})
+    on_sale = ThrottleLimits(rate_per_s, math.ceil(rate_per_s))
+    found = (
+        Deployment(AS_SHIPPED, shipped, ACCOUNT_CONCURRENCY, scale=32),
+        Deployment(NEW_ACCOUNT, shipped, NEW_ACCOUNT_CONCURRENCY, scale=8),
+        Deployment(ON_SALE, on_sale, preflight.concurrency_needed(rate_per_s), scale=SCALE),
+    )
+    return {deployment.name: deployment for deployment in found}
+
+
+def backoff_s(attempt: int, retry_after_s: float) -> float:
+    """How long a buyer waits before trying again, at DynamoDB's time scale."""
+    jitter = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311
+    return max(retry_after_s, jitter)
+
+
+# What an invocation spends on AWS that the engine does not stretch: the handler, the
+# StartSyncExecution round trip, the workflow's own overhead and the latency of a bucket sale's
+# four DynamoDB calls (bench/assumptions.json). The function's concurrency is held for it too.
+def unmodelled_s() -> float:
+    from bench.cost_model import ASSUMPTIONS
+
+    return (
+        ASSUMPTIONS["handler_ms"]
+        + ASSUMPTIONS["sync_call_overhead_ms"]
+        + ASSUMPTIONS["workflow_overhead_ms"]
+        + 4 * ASSUMPTIONS["dynamodb_task_ms"]
+    ) / 1000
+
+
 @dataclass
 class _Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
     outcomes: list[tuple[str, int, int, float]] = field(default_factory=list)
+    requests: Counter[str] = field(default_factory=Counter)
+    in_flight: int = 0
+    peak_in_flight: int = 0
     # When the first and the last sale of the open-loop buyers were answered.
     first_rush_sale: float = math.inf
     last_rush_sale: float = 0.0
@@ -137,31 +236,46 @@ class _Tally:
 
     rush_sales: int = 0
 
+    def answered(self, answer: str) -> None:
+        with self.lock:
+            self.requests[answer] += 1
 
-def scaled_definition(definition: str) -> str:
-    """The ASL with every duration it sets SCALE times longer, like the engine's: the workflow's
-    timeout, and each Retry's interval and longest wait."""
+    @contextmanager
+    def invocation(self) -> Iterator[None]:
+        with self.lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def scaled_definition(definition: str, scale: float) -> str:
+    """The ASL with every duration it sets `scale` times longer, like the engine's: the
+    workflow's timeout, and each Retry's interval and longest wait."""
     asl = json.loads(definition)
-    asl["TimeoutSeconds"] *= SCALE
+    asl["TimeoutSeconds"] = math.ceil(asl["TimeoutSeconds"] * scale)
     for state in asl["States"].values():
         for retrier in state.get("Retry", ()):
             for duration in ("IntervalSeconds", "MaxDelaySeconds"):
                 if duration in retrier:
-                    retrier[duration] *= SCALE
+                    retrier[duration] = math.ceil(retrier[duration] * scale)
     return json.dumps(asl)
 
 
 @contextmanager
-def stack() -> Iterator[None]:
-    """The template's tables and state machine on moto, the engine and the ASL at SCALE."""
+def stack(scale: float) -> Iterator[None]:
+    """The template's tables and state machine on moto, the engine and the ASL at `scale`."""
     from bench.execution_logs import offline_purchase_stack
     from offline import cfn_template
     from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
 
     engine = {
-        "LOCAL_DYNAMODB_TRANSACTION_MS": f"{DEFAULT_TRANSACTION_MS * SCALE:g}",
-        "LOCAL_DYNAMODB_ITEM_WCU": f"{1000 / SCALE:g}",
-        "LOCAL_DYNAMODB_ITEM_RCU": f"{3000 / SCALE:g}",
+        "LOCAL_DYNAMODB_TRANSACTION_MS": f"{DEFAULT_TRANSACTION_MS * scale:g}",
+        "LOCAL_DYNAMODB_ITEM_WCU": f"{1000 / scale:g}",
+        "LOCAL_DYNAMODB_ITEM_RCU": f"{3000 / scale:g}",
     }
     # The engine's scaled settings must not reach whatever runs next in this process.
     with (
@@ -170,7 +284,7 @@ def stack() -> Iterator[None]:
     ):
         definition = stepfunctions.describe_state_machine(stateMachineArn=arn)["definition"]
         stepfunctions.update_state_machine(
-            stateMachineArn=arn, definition=scaled_definition(definition)
+            stateMachineArn=arn, definition=scaled_definition(definition, scale)
         )
         yield
 
@@ -218,9 +332,12 @@ def run_sale(
     buyers: int,
     rate_per_s: float,
     inject: Callable[[], str] | None = None,
+    deployment: Deployment | None = None,
 ) -> Run:
     """Sell `stock` tickets in `buckets` items to `buyers` arriving at `rate_per_s` (at DynamoDB's
-    time scale), then to single-ticket buyers until sold out; `inject` switches faults on."""
+    time scale), then to single-ticket buyers until sold out; `inject` switches faults on. With
+    a `deployment`, every request goes through its throttle and concurrency first, and buyers
+    told to come back do."""
     from decimal import Decimal
 
     import boto3
@@ -232,7 +349,8 @@ def run_sale(
     from show_catalog import ShowSpec
     from tools import show as show_command
 
-    with stack():
+    scale = deployment.scale if deployment else SCALE
+    with stack(scale):
         dynamodb = boto3.client("dynamodb")
         spec = ShowSpec(SHOW, Decimal(50), stock)
         # As `make show` lays out a new show: with the stack's per-buyer cap on its item.
@@ -241,25 +359,58 @@ def run_sale(
         faults = inject() if inject else ""
         tally = _Tally()
         started = time.monotonic()
+        if deployment:
+            # The throttle's and the function's seconds are DynamoDB's: the clock runs `scale`
+            # times slower here.
+            throttle = TokenBucket(deployment.api_limits, lambda: time.monotonic() / scale)
+            function = ConcurrencyLimit("purchase", deployment.concurrency)
+        come_back = {API_THROTTLED: 0, FUNCTION_THROTTLED: 0, SHOW_BUSY.metric: 1}
 
-        def buy(number: int, quantity: int, rush: bool = True) -> str:
-            sale = purchase_workflow.Sale(f"fan{number}", SHOW, quantity, Card("visa", "1111"))
+        def purchase(sale: purchase_workflow.Sale) -> str:
             try:
                 result = purchase_workflow.run_purchase(
                     sale, purchase_workflow.attempt_id(sale, None)
                 )
-                outcome = result.outcome_metric
+                return str(result.outcome_metric)
             except purchase_workflow.RetryableError as retryable:
-                outcome = retryable.outcome.metric
+                return str(retryable.outcome.metric)
             except purchase_workflow.WorkflowError as error:
                 # "execution ... ended TIMED_OUT: ...": how it ended is the error's kind.
-                outcome = "error: " + str(error).split(" ended ", 1)[-1].split(":", 1)[0]
+                return "error: " + str(error).split(" ended ", 1)[-1].split(":", 1)[0]
             except Exception as error:
-                outcome = f"error: {type(error).__name__}"
+                return f"error: {type(error).__name__}"
+
+        def request(sale: purchase_workflow.Sale) -> str:
+            """One request's answer, through the deployment's path when there is one."""
+            if not deployment:
+                return purchase(sale)
+            if not throttle.take():
+                return API_THROTTLED
+            try:
+                function.acquire()
+            except LambdaThrottledError:
+                return FUNCTION_THROTTLED
+            try:
+                with tally.invocation():
+                    time.sleep(unmodelled_s() * scale)
+                    return purchase(sale)
+            finally:
+                function.release()
+
+        def buy(number: int, quantity: int, rush: bool = True) -> str:
+            sale = purchase_workflow.Sale(f"fan{number}", SHOW, quantity, Card("visa", "1111"))
+            outcome = request(sale)
+            tally.answered(outcome)
+            for attempt in range(RETRIES if deployment else 0):
+                if outcome not in come_back:
+                    break
+                time.sleep(backoff_s(attempt, come_back[outcome]) * scale)
+                outcome = request(sale)
+                tally.answered(outcome)
             tally.add(outcome, quantity, tickets_left(SHOW)[0], time.monotonic() - started, rush)
             return outcome
 
-        measured_rate = rate_per_s / SCALE
+        measured_rate = rate_per_s / scale
         # A thread a buyer: a buyer waiting out a retry must not hold up the next arrival.
         with ThreadPoolExecutor(max_workers=buyers) as pool:
             for number in range(buyers):
@@ -282,7 +433,7 @@ def run_sale(
 
     outcomes = tally.outcomes
     sales = [entry for entry in outcomes if entry[0] == SOLD.metric]
-    sales_per_s, tickets_per_s = steady_rates(sales, stock)
+    sales_per_s, tickets_per_s = steady_rates(sales, stock, scale)
     sold_outs = [entry for entry in outcomes if entry[0] == SOLD_OUT.metric]
     others = [entry for entry in outcomes if entry[0] not in (SOLD.metric, SOLD_OUT.metric)]
     return Run(
@@ -303,7 +454,7 @@ def run_sale(
         left=left,
         negative_items=negative,
         rush_sales=tally.rush_sales,
-        selling_s=max(0.0, tally.last_rush_sale - tally.first_rush_sale) / SCALE,
+        selling_s=max(0.0, tally.last_rush_sale - tally.first_rush_sale) / scale,
         faults=faults,
         fault_hits=fault_hits,
         conflicts=counts.get("transaction_conflicts", 0) + counts.get("write_conflicts", 0),
@@ -311,10 +462,17 @@ def run_sale(
         answers=tuple(Counter(outcome for outcome, *_ in outcomes).most_common()),
         sales_per_s=sales_per_s,
         tickets_per_s=tickets_per_s,
+        deployment=deployment.name if deployment else "",
+        api_limits=deployment.api_limits if deployment else None,
+        concurrency=deployment.concurrency if deployment else 0,
+        requests=tuple(tally.requests.most_common()),
+        peak_concurrency=tally.peak_in_flight,
     )
 
 
-def steady_rates(sales: Sequence[tuple[str, int, int, float]], stock: int) -> tuple[float, float]:
+def steady_rates(
+    sales: Sequence[tuple[str, int, int, float]], stock: int, scale: float
+) -> tuple[float, float]:
     """Sales and tickets a second from the first sale until 90% of the stock was sold: the rate
     the show sells at while its buckets have stock. The last tickets lie in fewer and fewer
     buckets, and sell at fewer and fewer hold windows at once; the whole run's rate is reported
@@ -324,7 +482,7 @@ def steady_rates(sales: Sequence[tuple[str, int, int, float]], stock: int) -> tu
     for count, (_, quantity, _, at) in enumerate(ordered, start=1):
         sold += quantity
         if sold >= 0.9 * stock and count > 1:
-            seconds = (at - ordered[0][3]) / SCALE
+            seconds = (at - ordered[0][3]) / scale
             # The first sale opens the span: its tickets are not counted in it.
             return (count - 1) / seconds, (sold - ordered[0][1]) / seconds
     return 0.0, 0.0
@@ -373,11 +531,16 @@ class Scenario:
     rate_per_s: float
     buckets: int
     faults: bool = False
+    deployment: str = ""  # one of deployments(): through that path; "": the workflow alone
 
     @property
     def label(self) -> str:
         layout = "one item" if self.buckets == 1 else f"{self.buckets} buckets"
-        return layout + (", faults" if self.faults else "")
+        return (
+            layout
+            + (", faults" if self.faults else "")
+            + (f", {self.deployment}" if self.deployment else "")
+        )
 
 
 # What `make flash-sale` runs, about 25 minutes on two cores (22 measured). The one-item control
@@ -394,6 +557,11 @@ SWEEP = (
     Scenario(stock=22, buyers=150, rate_per_s=400, buckets=22),
     Scenario(stock=33, buyers=100, rate_per_s=200, buckets=11),
     Scenario(stock=132, buyers=300, rate_per_s=800, buckets=44, faults=True),
+    # As deployed: the headline's show (27 tickets a bucket) and rush, through each path.
+    *(
+        Scenario(stock=1200, buyers=800, rate_per_s=800, buckets=44, deployment=name)
+        for name in (AS_SHIPPED, NEW_ACCOUNT, ON_SALE)
+    ),
 )
 
 
@@ -408,6 +576,11 @@ def sweep(scenarios: Sequence[Scenario]) -> list[Run]:
             buyers=scenario.buyers,
             rate_per_s=scenario.rate_per_s,
             inject=inject_faults if scenario.faults else None,
+            deployment=(
+                deployments(scenario.rate_per_s)[scenario.deployment]
+                if scenario.deployment
+                else None
+            ),
         )
         print(f"flash-sale: {run.summary()}", file=sys.stderr, flush=True)
         runs.append(run)
@@ -416,7 +589,7 @@ def sweep(scenarios: Sequence[Scenario]) -> list[Run]:
 
 def headline(runs: Sequence[Run]) -> Run:
     """The bucketed show's run at the highest rate with the most tickets a bucket, no faults."""
-    plain = [run for run in runs if not run.faults and run.buckets > 1]
+    plain = [run for run in runs if not run.faults and run.buckets > 1 and not run.deployment]
     return max(plain, key=lambda run: (run.offered_per_s, run.stock / run.buckets))
 
 
@@ -454,6 +627,7 @@ def section(runs: Sequence[Run]) -> str:
             run.left,
         ]
         for run in runs
+        if not run.deployment
     ]
     faulted = [run for run in runs if run.faults]
     bucketed = headline(runs)
@@ -531,8 +705,171 @@ def section(runs: Sequence[Run]) -> str:
             "",
             "What a sale from a bucket costs beside a one-item show's sale, whose path every show"
             " with N = 1 keeps unchanged: [Cost model](#cost-model).",
+            *deployed_part([run for run in runs if run.deployment]),
         ]
     )
+
+
+def gave_up(run: Run) -> int:
+    """Buyers whose last answer still told them to come back: they stopped after RETRIES."""
+    from purchase_outcomes import SHOW_BUSY
+
+    answers = dict(run.answers)
+    return sum(
+        answers.get(answer, 0) for answer in (API_THROTTLED, FUNCTION_THROTTLED, SHOW_BUSY.metric)
+    )
+
+
+def deployed_part(runs: Sequence[Run]) -> list[str]:
+    """The same rush through each path in front of the workflow, side by side."""
+    if not runs:
+        return []
+    from purchase_outcomes import SHOW_BUSY
+    from tools import preflight
+
+    on_sale = [run for run in runs if run.deployment == ON_SALE]
+    # A 500 is only acceptable past a ceiling the preflight tells the operator to raise.
+    warned = [
+        run for run in runs if run.concurrency < preflight.concurrency_needed(run.offered_per_s)
+    ]
+    unwarned_500 = [run for run in runs if run not in warned and run.server_errors]
+    rows = [
+        [
+            run.deployment,
+            f"{run.api_limits.rate_per_second:g}/s, {run.api_limits.burst}"
+            if run.api_limits
+            else "",
+            run.concurrency,
+            f"{run.offered_per_s:g}",
+            run.buyers,
+            run.sold,
+            f"{run.tickets_per_s:,.0f}",
+            f"{run.sales_per_s:,.0f}",
+            sum(count for _, count in run.requests),
+            run.requests_answered(API_THROTTLED),
+            run.requests_answered(FUNCTION_THROTTLED),
+            run.requests_answered(SHOW_BUSY.metric),
+            run.server_errors - run.requests_answered(FUNCTION_THROTTLED),
+            gave_up(run),
+            run.peak_concurrency,
+            run.false_sold_out,
+            run.oversold,
+            run.lost,
+            run.left,
+        ]
+        for run in runs
+    ]
+    best = max(on_sale or runs, key=lambda run: run.tickets_per_s)
+    return [
+        "",
+        "### As deployed",
+        "",
+        __doc__.strip().split("\n\n")[2].replace("\n", " "),
+        f"Each path sells the same show ({runs[0].stock} tickets in {runs[0].buckets} buckets) to"
+        f" the same rush ({runs[0].buyers} buyers at {runs[0].offered_per_s:g} a second, then"
+        " single-ticket buyers until sold out). As shipped: the template's stage throttle and an"
+        f" account's {ACCOUNT_CONCURRENCY:,} concurrent executions; a new account: Lambda's"
+        f" quota of {NEW_ACCOUNT_CONCURRENCY}; on-sale settings: what `make preflight"
+        f" RATE={runs[0].offered_per_s:g}` asks for (throttle rate and burst at the rate,"
+        f" concurrency for {preflight.EXECUTION_SECONDS:g} s a purchase). Each invocation holds"
+        f" its function for the workflow plus {unmodelled_s() * 1000:.0f} ms the engine does not"
+        " stretch (handler, StartSyncExecution's round trip, four DynamoDB calls' latency:"
+        " bench/assumptions.json). Buyers told to come back (429, API Gateway's 500 for a"
+        f" throttled function, 503) try again up to {RETRIES} times after a full-jitter backoff"
+        f" (base {BACKOFF_BASE_S:g} s, at most {BACKOFF_CAP_S:g} s, never before Retry-After).",
+        "",
+        f"**Target: the on-sale settings sell {TARGET_TICKETS_PER_S:,} tickets a second or more"
+        f" end to end**: {best.tickets_per_s:,.0f} with {best.deployment},"
+        f" {verdict(bool(on_sale) and best.tickets_per_s >= TARGET_TICKETS_PER_S)}.",
+        "",
+        "**No 500 before a ceiling the operator was told about** (`make preflight` asks for"
+        " concurrency of rate x"
+        f" {preflight.EXECUTION_SECONDS:g} s; API Gateway answers a throttled function with a"
+        f" 500): {verdict(not unwarned_500)}"
+        + "".join(
+            f"; {run.server_errors} with {run.deployment}, whose"
+            f" {run.concurrency} concurrent executions the preflight flags"
+            for run in warned
+            if run.server_errors
+        )
+        + "".join(f"; {run.server_errors} unwarned with {run.deployment}" for run in unwarned_500)
+        + ".",
+        "",
+        f"![tickets/s of each path, and its answers]({DEPLOYED_PICTURE.as_posix()})",
+        "",
+        table(
+            [
+                "path",
+                "stage throttle",
+                "function concurrency",
+                "offered/s",
+                "buyers",
+                "tickets",
+                "tickets/s",
+                "sales/s",
+                "requests",
+                "429",
+                "500 throttled function",
+                "503",
+                "other 500",
+                "gave up",
+                "peak concurrency",
+                "false sold out",
+                "oversold",
+                "lost",
+                "stranded",
+            ],
+            rows,
+        ),
+        "",
+        "Tickets/s and sales/s as above (first sale until 90% of the stock), at DynamoDB's time"
+        " scale. Requests count every try; gave up: buyers still told to come back after"
+        f" {RETRIES} tries. Peak concurrency: the most invocations running at once. The stage"
+        " throttle's burst sells its tokens' worth at once, so a rush of a few hundred buyers"
+        " sees more than its steady rate.",
+    ]
+
+
+def deployed_svg(runs: Sequence[Run]) -> str:
+    """Tickets a second of each path (bars) against the target, with the answers that sent
+    buyers back."""
+    from purchase_outcomes import SHOW_BUSY
+
+    width, height, pad, bar = 640, 360, 60, 90
+    y_max = max(TARGET_TICKETS_PER_S, *(run.tickets_per_s for run in runs)) * 1.15
+
+    def y(value: float) -> float:
+        return height - pad - value / y_max * (height - 2 * pad)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<line x1="{pad}" y1="{y(0)}" x2="{width - pad}" y2="{y(0)}" stroke="black"/>',
+        f'<line x1="{pad}" y1="{y(TARGET_TICKETS_PER_S):.1f}" x2="{width - pad}" '
+        f'y2="{y(TARGET_TICKETS_PER_S):.1f}" stroke="grey" stroke-dasharray="4,4"/>',
+        f'<text x="{width - pad}" y="{y(TARGET_TICKETS_PER_S):.1f}" dy="-4" text-anchor="end">'
+        f"target {TARGET_TICKETS_PER_S:,} tickets/s</text>",
+        f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" '
+        'text-anchor="middle">tickets a second, end to end</text>',
+    ]
+    step = (width - 2 * pad) / len(runs)
+    for index, run in enumerate(runs):
+        left = pad + index * step + (step - bar) / 2
+        middle = left + bar / 2
+        parts += [
+            f'<rect x="{left:.1f}" y="{y(run.tickets_per_s):.1f}" width="{bar}" '
+            f'height="{y(0) - y(run.tickets_per_s):.1f}" fill="#1f77b4"/>',
+            f'<text x="{middle:.1f}" y="{y(run.tickets_per_s):.1f}" dy="-4" '
+            f'text-anchor="middle">{run.tickets_per_s:,.0f}</text>',
+            f'<text x="{middle:.1f}" y="{y(0) + 16:.1f}" text-anchor="middle">'
+            f"{run.deployment}</text>",
+            f'<text x="{middle:.1f}" y="{y(0) + 32:.1f}" text-anchor="middle" fill="#555">'
+            f"429: {run.requests_answered(API_THROTTLED):,}, 500: {run.server_errors:,}, "
+            f"503: {run.requests_answered(SHOW_BUSY.metric):,}</text>",
+        ]
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
 
 
 def svg(runs: Sequence[Run]) -> str:
@@ -542,7 +879,11 @@ def svg(runs: Sequence[Run]) -> str:
     from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
 
     ceiling = 1000 / DEFAULT_TRANSACTION_MS
-    plain = [run for run in runs if not run.faults and run.stock >= 5 * run.buckets]
+    plain = [
+        run
+        for run in runs
+        if not run.faults and run.stock >= 5 * run.buckets and not run.deployment
+    ]
     width, height, pad = 640, 360, 50
     x_max = max(run.offered_per_s / ceiling for run in plain) * 1.1
     y_max = max(1.2, max(run.sales_per_s / ceiling for run in plain) * 1.1)
@@ -657,6 +998,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         runs = sweep(SWEEP)
         (ROOT / PICTURE).write_text(svg(runs), encoding="utf-8")
+        deployed = [run for run in runs if run.deployment]
+        (ROOT / DEPLOYED_PICTURE).write_text(deployed_svg(deployed), encoding="utf-8")
         report_path = ROOT / REPORT
         report = (
             report_path.read_text(encoding="utf-8") if report_path.is_file() else "# Benchmarks\n"

@@ -13,7 +13,9 @@ import purchase_workflow
 from bench import flash_sale
 from card_validation import Card
 from offline.dynamodb_engine import ENGINE, Fault
+from offline.throttle import ThrottleLimits
 from tests.conftest import PurchaseStack
+from tools import preflight
 from tools import show as show_command
 
 SHOW = "Hot"
@@ -184,6 +186,40 @@ def test_flash_sale_rush_with_faults_oversells_and_loses_nothing(
     assert_rules(run)
 
 
+def test_flash_sale_through_a_deployed_path_sends_buyers_back_and_keeps_every_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a path whose throttle and function concurrency are far below the rush: a burst of 6,
+    # 20 requests a second, 3 invocations at once (buyers back off at most 0.5 s, to keep it short)
+    monkeypatch.setattr(flash_sale, "BACKOFF_CAP_S", 0.5)
+    path = flash_sale.Deployment(
+        "tight", ThrottleLimits(rate_per_second=20, burst=6), concurrency=3, scale=RUSH_SCALE
+    )
+
+    # WHEN 40 buyers arrive at 50 a second for 60 tickets in 3 buckets
+    run = flash_sale.run_sale(
+        "test", stock=60, buckets=3, buyers=40, rate_per_s=RUSH_RATE, deployment=path
+    )
+
+    # THEN the throttle answered 429s and the function's limit API Gateway's 500s, never more
+    # than 3 ran at once, the buyers came back, the show sold out and every rule held
+    assert run.requests_answered(flash_sale.API_THROTTLED) > 0
+    assert run.requests_answered(flash_sale.FUNCTION_THROTTLED) > 0
+    assert 0 < run.peak_concurrency <= 3
+    assert sum(count for _, count in run.requests) > run.buyers
+    assert_rules(run)
+
+
+def test_flash_sale_deployed_paths_come_from_the_template_and_the_preflight() -> None:
+    shipped, new_account, on_sale = flash_sale.deployments(800).values()
+    # As shipped: the template's ApiRateLimit and ApiBurstLimit defaults
+    assert shipped.api_limits == new_account.api_limits == ThrottleLimits(100, 200)
+    assert (shipped.concurrency, new_account.concurrency) == (1000, 10)
+    # On sale: what `make preflight RATE=800` asks for
+    assert on_sale.api_limits == ThrottleLimits(800, 800)
+    assert on_sale.concurrency == preflight.concurrency_needed(800) == 400
+
+
 # ------------------------------------------- the flash sale's oracle: what "false sold out" counts
 
 
@@ -253,7 +289,9 @@ def test_flash_sale_oracle_counts_a_false_sold_out_it_is_shown(
         # the control: a walk that never drains, which tells the buyer of 10 sold out
         scaled = flash_sale.scaled_definition
         monkeypatch.setattr(
-            flash_sale, "scaled_definition", lambda text: without_draining_round(scaled(text))
+            flash_sale,
+            "scaled_definition",
+            lambda text, scale: without_draining_round(scaled(text, scale)),
         )
 
     # WHEN the flash sale runs them
