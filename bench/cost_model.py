@@ -1,18 +1,20 @@
-"""Cost per million purchases, the idle bill and the monthly bill, from template.yaml and the ASL.
+"""Cost per million purchases, the idle bill and the monthly bill, from template.yaml and the
+executions of the state machine.
 
-Pure and deterministic: prices from bench/prices.json, request units from walking the ASL's
-states, durations modelled (bench/assumptions.json), execution log volume observed offline
-(bench.execution_logs).
+Pure and deterministic: prices from bench/prices.json, states entered, DynamoDB calls and request
+units counted from an execution's history, durations modelled (bench/assumptions.json), execution
+log volume observed offline (bench.execution_logs).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +82,7 @@ LAMBDA_PLATFORM_LOG_LINES = (
 
 
 class CostModelError(Exception):
-    """The template, the ASL or the price table does not say what the model needs."""
+    """The template, an execution's history or the price table does not say what the model needs."""
 
 
 # ---------------------------------------------------------------------------------------- inputs
@@ -283,7 +285,7 @@ def api_function(template: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]]:
     return functions[0]
 
 
-# ---------------------------------------------------------------------- walking the state machine
+# -------------------------------------------------------- an execution's path, from its history
 
 
 @dataclass(frozen=True)
@@ -301,53 +303,24 @@ def load_state_machine(template: Mapping[str, Any]) -> StateMachine:
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """Which way an execution goes: the error each failing task ends with (a Catch must handle
-    it) and the state each Choice picks (one of its targets; a Choice entered more than once, a
-    tuple of its picks in order). Every task not named succeeds."""
-
-    name: str
-    task_errors: Mapping[str, str] = field(default_factory=dict)
-    choices: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
-
-
-# IsShowKnown is entered before the claim (a known show: claim it) and after it.
-# A sale of a one-item show: every show with N = 1 bucket.
-SALE = Outcome(
-    "sale",
-    choices={"IsShowKnown": ("ClaimExecution", "ReadStockLevel"), "IsSoldOut": "SellTickets"},
-)
-# A sale of a bucketed show (docs/design.md, A hot show) whose first bucket drawn has enough.
-BUCKET_SALE = Outcome(
-    "sale from a bucket",
-    choices={
-        "IsShowKnown": ("ClaimExecution", "PickBucket"),
-        "WrapBucket": "CheckBucket",
-        "IsBucketReadable": "ReadBucketLevel",
-        "IsBucketEnough": "SellTickets",
-    },
-)
-# A sold-out buyer is answered from the stock read, without a transaction.
-SOLD_OUT = Outcome(
-    "sold out",
-    choices={"IsShowKnown": ("ClaimExecution", "ReadStockLevel"), "IsSoldOut": "SoldOut"},
-)
-OUTCOMES = (SALE, BUCKET_SALE, SOLD_OUT)
-
-
-@dataclass(frozen=True)
 class StateVisit:
-    """One state entered on the way, with the DynamoDB request units it bills."""
+    """One state an execution entered, the DynamoDB calls its task made there (each retry is
+    another call) and the request units they bill."""
 
     name: str
-    type: str
-    write_units: float
-    read_units: float
+    type: str  # Task, Choice, Pass, Fail, Succeed, Wait, ...
+    calls: int = 0
+    write_units: float = 0.0
+    read_units: float = 0.0
 
 
 @dataclass(frozen=True)
 class ExecutionPath:
+    """What one execution did, as far as the bill is concerned: the states it entered and the
+    time it spent waiting to retry a failed call."""
+
     visits: tuple[StateVisit, ...]
+    retry_wait_ms: float = 0.0
 
     @property
     def write_units(self) -> float:
@@ -359,82 +332,62 @@ class ExecutionPath:
 
     @property
     def task_count(self) -> int:
-        return sum(1 for visit in self.visits if visit.type == "Task")
+        """DynamoDB calls made, retries included."""
+        return sum(visit.calls for visit in self.visits)
 
     @property
     def states_entered(self) -> int:
         return len(self.visits)
 
-
-def walk(machine: StateMachine, outcome: Outcome, prices: PriceTable) -> ExecutionPath:
-    """Follow the ASL from StartAt to its end the way `outcome` says, counting request units."""
-    states = machine.definition["States"]
-    name = machine.definition["StartAt"]
-    visits: list[StateVisit] = []
-    unused = set(outcome.task_errors) | set(outcome.choices)
-    picks = {
-        state: [targets] if isinstance(targets, str) else list(targets)
-        for state, targets in outcome.choices.items()
-    }
-    while name is not None:
-        if len(visits) > len(states) * 10:
-            raise CostModelError(f"{outcome.name}: the walk loops ({name} again and again)")
-        state = states[name]
-        kind = state["Type"]
-        unused.discard(name)
-        write_units = read_units = 0.0
-        if kind == "Task":
-            error = outcome.task_errors.get(name)
-            write_units, read_units = _request_units(state, error, prices)
-            next_name = _catch_target(name, state, error) if error else _next(state)
-        elif kind == "Choice":
-            next_name = _choice_target(name, state, outcome.name, picks)
-        elif kind in ("Pass", "Wait"):
-            next_name = _next(state)
-        elif kind in ("Succeed", "Fail"):
-            next_name = None
-        else:
-            raise CostModelError(f"state {name}: the model does not walk {kind} states")
-        visits.append(StateVisit(name, kind, write_units, read_units))
-        name = next_name
-    if unused:
-        raise CostModelError(
-            f"{outcome.name}: never reached {sorted(unused)}; the outcome no longer matches the ASL"
-        )
-    return ExecutionPath(tuple(visits))
-
-
-def _next(state: Mapping[str, Any]) -> str | None:
-    return None if state.get("End") else str(state["Next"])
-
-
-def _catch_target(name: str, state: Mapping[str, Any], error: str) -> str:
-    for catcher in state.get("Catch", []):
-        if error in catcher["ErrorEquals"] or "States.ALL" in catcher["ErrorEquals"]:
-            return str(catcher["Next"])
-    raise CostModelError(f"state {name}: no Catch handles {error}")
-
-
-def _choice_target(
-    name: str, state: Mapping[str, Any], outcome: str, picks: dict[str, list[str]]
-) -> str:
-    if not picks.get(name):
-        raise CostModelError(f"{outcome}: the outcome does not say which way {name} goes")
-    # The last pick holds for any later entry (a Choice a loop enters again).
-    target = picks[name].pop(0) if len(picks[name]) > 1 else picks[name][0]
-    targets = {choice["Next"] for choice in state["Choices"]} | {state.get("Default")}
-    if target not in targets:
-        raise CostModelError(f"state {name}: {target} is not one of its targets {targets}")
-    return target
+    @classmethod
+    def from_history(
+        cls, events: Iterable[Mapping[str, Any]], prices: PriceTable, *, time_scale: float = 1.0
+    ) -> ExecutionPath:
+        """The path of the execution whose GetExecutionHistory events (boto3's, oldest first)
+        are `events`. A run whose engine stretched every duration `time_scale` times (like
+        bench/flash_sale.py's SCALE) has its retry waits divided by it."""
+        # The fields read are those AWS's API reference gives HistoryEvent (id, timestamp, type,
+        # the type's details) and TaskScheduledEventDetails (resourceType, resource, region,
+        # parameters); moto's interpreter writes them the same way.
+        visits: list[StateVisit] = []
+        scheduled: Mapping[str, Any] = {}
+        # The end of the last call if it failed: the time from there to the next call in the
+        # same state is Retry's wait. A failure a Catch took leads to another state first.
+        failed_at: datetime.datetime | None = None
+        waited = datetime.timedelta()
+        for event in events:
+            kind = str(event["type"])
+            if kind.endswith("StateEntered"):
+                name = str(event["stateEnteredEventDetails"]["name"])
+                visits.append(StateVisit(name, kind.removesuffix("StateEntered")))
+                failed_at = None
+            elif kind == "TaskScheduled":
+                if failed_at is not None:
+                    waited += event["timestamp"] - failed_at
+                    failed_at = None
+                scheduled = event["taskScheduledEventDetails"]
+                visits[-1] = dataclasses.replace(visits[-1], calls=visits[-1].calls + 1)
+            elif kind in ("TaskSucceeded", "TaskFailed"):
+                # A call is billed when it ends: only its end says whether it failed.
+                failed = kind == "TaskFailed"
+                failed_at = event["timestamp"] if failed else None
+                write_units, read_units = _request_units(scheduled, failed, prices)
+                visits[-1] = dataclasses.replace(
+                    visits[-1],
+                    write_units=visits[-1].write_units + write_units,
+                    read_units=visits[-1].read_units + read_units,
+                )
+        retry_wait_ms = waited.total_seconds() * 1000 / time_scale
+        return cls(tuple(visits), retry_wait_ms)
 
 
 def _request_units(
-    state: Mapping[str, Any], error: str | None, prices: PriceTable
+    scheduled: Mapping[str, Any], failed: bool, prices: PriceTable
 ) -> tuple[float, float]:
-    """Write and read request units one DynamoDB task bills, retries left out."""
-    resource = state["Resource"]
-    api = resource.rsplit(":", 1)[-1]
-    parameters = state.get("Parameters", {})
+    """Write and read request units one DynamoDB call bills, from its TaskScheduled details."""
+    resource = f"arn:aws:states:::{scheduled['resourceType']}:{scheduled['resource']}"
+    api = str(scheduled["resource"])
+    parameters = json.loads(scheduled["parameters"])
     item_kb = ASSUMPTIONS["item_size_kb"]
     units_per_write = math.ceil(item_kb / prices.rule("dynamodb_write_unit_kb"))
     direct = resource.startswith("arn:aws:states:::dynamodb:")
@@ -447,7 +400,7 @@ def _request_units(
     if resource == "arn:aws:states:::aws-sdk:dynamodb:transactWriteItems":
         per_item = (
             ASSUMPTIONS["cancelled_transaction_units_per_item"]
-            if error
+            if failed
             else prices.rule("dynamodb_transactional_write_units_per_item")
         )
         return per_item * units_per_write * len(parameters["TransactItems"]), 0.0
@@ -555,12 +508,11 @@ def xray_sampled_fraction(request_rate_per_second: float, prices: PriceTable) ->
 def cost_per_million(
     design: Design,
     machine: StateMachine,
-    outcome: Outcome,
+    path: ExecutionPath,
     observed: ObservedExecution,
     prices: PriceTable,
 ) -> CostBreakdown:
-    """Line items of one million purchases ending in `outcome` (free tiers left out)."""
-    path = walk(machine, outcome, prices)
+    """Line items of one million purchases whose executions take `path` (free tiers left out)."""
     a = ASSUMPTIONS
     per_gb_second = prices.price(f"lambda_{design.architecture}_per_gb_second")
     items: list[LineItem] = []
@@ -583,7 +535,9 @@ def cost_per_million(
             + path.states_entered * a["standard_transition_ms"]
         )
     else:
-        execution_ms = path.task_count * a["dynamodb_task_ms"] + a["workflow_overhead_ms"]
+        execution_ms = (
+            path.task_count * a["dynamodb_task_ms"] + a["workflow_overhead_ms"] + path.retry_wait_ms
+        )
     waiting_ms = a["poll_wait_ms"] if design.workflow == "STANDARD" else a["sync_call_overhead_ms"]
     lambda_ms = _round_up(
         a["handler_ms"] + waiting_ms + execution_ms, prices.rule("lambda_duration_rounding_ms")
@@ -999,6 +953,7 @@ def monthly_bill(
     catalog: str,
     sales: int,
     machine: StateMachine,
+    sale_path: ExecutionPath,
     observed_sale: ObservedExecution,
     prices: PriceTable,
 ) -> tuple[MonthlyItem, ...]:
@@ -1008,7 +963,7 @@ def monthly_bill(
     deployed = deployed_with_catalog(template, catalog)
     items = list(idle_monthly_cost(deployed, prices))
     design = design_from_template(deployed).at_monthly_volume(sales)
-    per_million = cost_per_million(design, machine, SALE, observed_sale, prices)
+    per_million = cost_per_million(design, machine, sale_path, observed_sale, prices)
     items.append(
         MonthlyItem(
             "sales: requests, workflow, DynamoDB, logs, INIT",

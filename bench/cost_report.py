@@ -6,7 +6,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench import cost_model as cm
-from bench.execution_logs import BUCKETS, OfflineRun, run_offline_purchases
+from bench.execution_logs import (
+    ATTEMPTS,
+    BUCKET_SALE,
+    BUCKETS,
+    OUTCOMES,
+    SALE,
+    SOLD_OUT,
+    OfflineRun,
+    run_offline_purchases,
+)
 from bench.measurement import BenchContext, Headline, Section, table, usd, verdict
 
 OFF = cm.Logging("OFF", False)
@@ -21,9 +30,9 @@ MONTHLY_SALES = (10_000, 1_000_000)
 UNPRICED = "**not in the price table**"
 BURST = f"One burst of {cm.ASSUMPTIONS['flyer_uploads_per_burst']:g} flyer uploads"
 TITLES = {
-    cm.SALE.name: "successful sales",
-    cm.BUCKET_SALE.name: "sales from a bucket",
-    cm.SOLD_OUT.name: "sold-out rejections",
+    SALE: "successful sales",
+    BUCKET_SALE: "sales from a bucket",
+    SOLD_OUT: "sold-out rejections",
 }
 # Priced per (outcome name, logging).
 Costs = Mapping[tuple[str, cm.Logging], cm.CostBreakdown]
@@ -40,10 +49,10 @@ def measure(context: BenchContext) -> Section:
 
     def costs(of: cm.Design) -> Costs:
         return {
-            (o.name, log): cm.cost_per_million(
-                of.with_logging(log), machine, o, runs[o.name].observed, prices
+            (o, log): cm.cost_per_million(
+                of.with_logging(log), machine, runs[o].path, runs[o].observed, prices
             )
-            for o in cm.OUTCOMES
+            for o in OUTCOMES
             for log in options
         }
 
@@ -53,7 +62,9 @@ def measure(context: BenchContext) -> Section:
     deployed = {c: cm.deployed_with_catalog(template, c) for c in catalogs}
     idle = {c: cm.idle_monthly_cost(deployed[c], prices) for c in catalogs}
     bills = {
-        (c, n): cm.monthly_bill(template, c, n, machine, runs[cm.SALE.name].observed, prices)
+        (c, n): cm.monthly_bill(
+            template, c, n, machine, runs[SALE].path, runs[SALE].observed, prices
+        )
         for c in catalogs
         for n in MONTHLY_SALES
     }
@@ -61,36 +72,34 @@ def measure(context: BenchContext) -> Section:
     def at_most(title: str, figure: float, target: float, text: str = "") -> Headline:
         return Headline(title, text or usd(figure), f"<= {usd(target)}", verdict(figure <= target))
 
-    def both(of: Costs, outcome: cm.Outcome) -> str:
-        return " / ".join(usd(of[(outcome.name, o)].total) for o in (design.logging, OFF))
+    def both(of: Costs, outcome: str) -> str:
+        return " / ".join(usd(of[(outcome, o)].total) for o in (design.logging, OFF))
 
     def per_catalog(sales: int) -> str:
         return " / ".join(usd(cm.monthly_total(bills[(c, sales)])) for c in catalogs)
 
-    ratios = {o: theirs[(cm.SALE.name, o)].total / ours[(cm.SALE.name, o)].total for o in options}
+    ratios = {o: theirs[(SALE, o)].total / ours[(SALE, o)].total for o in options}
     template_logging = design.logging.label
     headlines = [
         at_most(
             f"Cost per million sales, template logging ({template_logging})",
-            ours[(cm.SALE.name, design.logging)].total,
+            ours[(SALE, design.logging)].total,
             cm.TARGET_PER_MILLION_SALES,
         ),
         at_most(
             "Cost per million sales, execution logs OFF",
-            ours[(cm.SALE.name, OFF)].total,
+            ours[(SALE, OFF)].total,
             cm.TARGET_PER_MILLION_SALES,
         ),
         Headline(
             "Cost per million sales from a bucket, template logging / logs OFF",
-            both(ours, cm.BUCKET_SALE),
+            both(ours, BUCKET_SALE),
         ),
         Headline(
             "Cost per million sold-out rejections, template logging / logs OFF",
-            both(ours, cm.SOLD_OUT),
+            both(ours, SOLD_OUT),
         ),
-        Headline(
-            "Naive design per million sales, template logging / logs OFF", both(theirs, cm.SALE)
-        ),
+        Headline("Naive design per million sales, template logging / logs OFF", both(theirs, SALE)),
         *(
             Headline(
                 f"Naive design / ours per sale, {title}",
@@ -132,9 +141,9 @@ def measure(context: BenchContext) -> Section:
     parts = [
         _introduction(design, prices),
         _design_table(design, naive),
-        _paths(machine, prices),
+        _paths(runs),
         _log_volume(runs, options),
-        *(_breakdown(o, ours, options, function_tables, prices) for o in cm.OUTCOMES),
+        *(_breakdown(o, ours, options, function_tables, prices) for o in OUTCOMES),
         _naive(design, ours, theirs, ratios),
         _idle(deployed[default], idle),
         _burst(deployed, prices),
@@ -152,7 +161,8 @@ def _section(title: str, *parts: str) -> str:
 def _introduction(design: cm.Design, prices: cm.PriceTable) -> str:
     return (
         "Variable cost per million purchases from `bench/cost_model.py`: the design is read "
-        "from `template.yaml`, the DynamoDB request units from walking the ASL's states, the "
+        "from `template.yaml`, the states entered and the DynamoDB calls and request units "
+        "are counted from the execution history of an offline run of each outcome, the "
         f"prices from `bench/prices.json` ({prices.region} list prices, first tier, free tiers "
         "left out; every line dated and sourced, see the end of this section). Durations are "
         "modelled (see Assumptions). Execution log volume is measured offline. The template "
@@ -181,8 +191,9 @@ def _design_table(design: cm.Design, naive: cm.Design) -> str:
         "The naive design is the same sale built the obvious way: REST API, an x86 Lambda at "
         "512 MB, a Standard workflow (which has no synchronous start, so the Lambda polls) "
         "with one Lambda per task. Its state transitions and Lambda invocations are counted "
-        "from the same ASL's states; its execution log volume is taken equal to ours (a "
-        "Lambda task logs as many events as a DynamoDB task).",
+        "from the same executions' histories (a transition per state entered, a Lambda per "
+        "DynamoDB call); its execution log volume is taken equal to ours (a Lambda task logs "
+        "as many events as a DynamoDB task).",
     )
 
 
@@ -191,10 +202,10 @@ def _units(write_units: float, read_units: float) -> str:
     return " + ".join(f"{value:g} {unit}" for value, unit in units if value)
 
 
-def _paths(machine: cm.StateMachine, prices: cm.PriceTable) -> str:
+def _paths(runs: Mapping[str, OfflineRun]) -> str:
     rows = []
-    for outcome in cm.OUTCOMES:
-        path = cm.walk(machine, outcome, prices)
+    for outcome in OUTCOMES:
+        path = runs[outcome].path
         states = " → ".join(
             f"{visit.name} ({_units(visit.write_units, visit.read_units)})"
             if visit.write_units or visit.read_units
@@ -202,29 +213,31 @@ def _paths(machine: cm.StateMachine, prices: cm.PriceTable) -> str:
             for visit in path.visits
         )
         units = f"{path.write_units:g} WRU + {path.read_units:g} RRU"
-        rows.append([outcome.name, states, path.states_entered, path.task_count, units])
+        rows.append([outcome, states, path.states_entered, path.task_count, units])
     return _section(
-        "DynamoDB request units, walked from the ASL",
-        table(["outcome", "states entered", "states", "tasks", "request units"], rows),
+        "DynamoDB request units, counted from each path's execution history",
+        table(["outcome", "states entered", "states", "DynamoDB calls", "request units"], rows),
+        "The executions are the offline runs below: a state per `...StateEntered` event, a "
+        "DynamoDB call per `TaskScheduled` event (a retry is another call, billing its own "
+        "units), each call's units from its API and the parameters it was scheduled with. "
         "putItem and updateItem: 1 WRU per item under 1 KB, also when the condition fails. "
         "transactWriteItems: 2 WRU per item (one to prepare, one to commit). getItem with "
-        "ConsistentRead: 1 RRU per 4 KB. Pass and Choice states: free. Retries (throttling, "
-        "a lost race) are left out: each adds its own units. A cancelled transaction is "
-        "counted like a committed one (an assumption, see below).",
+        "ConsistentRead: 1 RRU per 4 KB. Pass and Choice states: free. A cancelled "
+        "transaction is counted like a committed one (an assumption, see below).",
     )
 
 
 def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[cm.Logging]) -> str:
     rows = [
         [
-            f"{outcome.name} ({run.status_code} {run.message})",
+            f"{outcome} ({run.status_code} {run.message})",
             run.history_events,
             f"{run.history_json_bytes:,}",
             *(f"{cm.execution_log_bytes(run.observed.log_records, o):,}" for o in options),
             f"{run.observed.function_output_bytes:,}",
         ]
-        for outcome in cm.OUTCOMES
-        for run in [runs[outcome.name]]
+        for outcome in OUTCOMES
+        for run in [runs[outcome]]
     ]
     headers = ["outcome", "history events", "history JSON bytes"]
     headers += [*(f"log bytes: {o.label}" for o in options), "function output bytes"]
@@ -233,7 +246,12 @@ def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[cm.Logging]) -
         "One sold-out rejection, one sale and one sale from a bucketed show (laid out by "
         f"`make show`'s own code: {BUCKETS} buckets, each with plenty) by the real handler "
         "through the offline stack (moto executing the real ASL, tables and state machine "
-        "from `template.yaml`), each checked to have entered the states walked above. "
+        "from `template.yaml`), each checked to answer as its buyer must be answered (the "
+        "status and message beside each outcome below); their execution histories give the "
+        "paths above. The sale from a bucket "
+        f"is bought {ATTEMPTS} times and the execution that entered the fewest states kept: "
+        "offline the bucket drawn may be one past the last, which the workflow turns into the "
+        "first through states of its own, a draw AWS never makes. "
         "Each execution's `GetExecutionHistory` events are reshaped into the JSON records "
         "Step Functions sends to CloudWatch Logs (id, type, details, previous event, "
         "timestamp, Express execution ARN, redrive count), filtered by log level, with "
@@ -247,13 +265,13 @@ def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[cm.Logging]) -
 
 
 def _breakdown(
-    outcome: cm.Outcome,
+    outcome: str,
     ours: Costs,
     options: Sequence[cm.Logging],
     function_tables: Sequence[str],
     prices: cm.PriceTable,
 ) -> str:
-    breakdowns = [ours[(outcome.name, o)] for o in options]
+    breakdowns = [ours[(outcome, o)] for o in options]
     first = breakdowns[0]
     rows = []
     for index, item in enumerate(first.items):
@@ -265,10 +283,10 @@ def _breakdown(
     rows.append(["**total**", "", *(f"**{usd(b.total)}**" for b in breakdowns)])
     without = [usd(b.total_without(cm.EXECUTION_LOGS)) for b in breakdowns]
     rows.append(["total without execution logs", "", *without])
-    title = TITLES[outcome.name]
+    title = TITLES[outcome]
     headers = ["line item", "per purchase", *(f"logs {o.label}" for o in options)]
     notes = [table(headers, rows)]
-    if outcome == cm.SALE:
+    if outcome == SALE:
         # HTTP API, Lambda and Express requests and the DynamoDB units: the design's floor.
         per_request = ("API Gateway", "Lambda requests", "Express requests", "DynamoDB")
         floor = sum(item.usd for item in first.items if item.label.startswith(per_request))
@@ -280,7 +298,7 @@ def _breakdown(
             "Lambda and Express requests and the DynamoDB units alone come to "
             f"{usd(floor)}, before any duration, log line or trace."
         )
-    if outcome == cm.BUCKET_SALE:
+    if outcome == BUCKET_SALE:
         notes += _beside_one_item_sale(ours, options[0])
     if function_tables:
         units = cm.ASSUMPTIONS["idempotency_write_units"]
@@ -295,7 +313,7 @@ def _breakdown(
 
 def _beside_one_item_sale(ours: Costs, template_logging: cm.Logging) -> list[str]:
     """What a sale from a bucket adds to a one-item show's sale, line by line."""
-    one, bucket = (ours[(o.name, template_logging)] for o in (cm.SALE, cm.BUCKET_SALE))
+    one, bucket = (ours[(o, template_logging)] for o in (SALE, BUCKET_SALE))
     rows = [
         [mine.label, mine.quantity, theirs.quantity, f"+{usd(theirs.usd - mine.usd)}"]
         for mine, theirs in zip(one.items, bucket.items, strict=True)
@@ -303,7 +321,7 @@ def _beside_one_item_sale(ours: Costs, template_logging: cm.Logging) -> list[str
     ]
     totals = {}
     for logging in (template_logging, OFF):
-        one_total, bucket_total = (ours[(o.name, logging)].total for o in (cm.SALE, cm.BUCKET_SALE))
+        one_total, bucket_total = (ours[(o, logging)].total for o in (SALE, BUCKET_SALE))
         totals[logging] = usd(one_total)
         delta = f"**+{usd(bucket_total - one_total)}**"
         rows.append([f"**total, logs {logging.label}**", usd(one_total), usd(bucket_total), delta])
@@ -313,8 +331,8 @@ def _beside_one_item_sale(ours: Costs, template_logging: cm.Logging) -> list[str
         "A show with N = 1 (the default: every show created without `BUCKETS`) pays the one-item "
         f"sale, {totals[template_logging]} as deployed and {totals[OFF]} with execution logs "
         "OFF: its path through the workflow is unchanged. A bucketed show's item sends the sale "
-        "from CheckStock to PickBucket, which draws a bucket, and CheckBucket reads it before "
-        "the same SellTickets transaction decrements it instead of the show's item: "
+        "to draw one of its buckets, which is read before the same transaction decrements it "
+        "instead of the show's item: "
         f"{bucket.path.states_entered} states instead of {one.path.states_entered}, one task "
         "more, the same write units. What that adds is the bucket's consistent read, the extra "
         f"task's {cm.ASSUMPTIONS['dynamodb_task_ms']:g} ms, which the function waits for and "
@@ -329,14 +347,14 @@ def _beside_one_item_sale(ours: Costs, template_logging: cm.Logging) -> list[str
 def _naive(
     design: cm.Design, ours: Costs, theirs: Costs, ratios: Mapping[cm.Logging, float]
 ) -> str:
-    sale = theirs[(cm.SALE.name, design.logging)]
+    sale = theirs[(SALE, design.logging)]
     item_rows = [[item.label, item.quantity, usd(item.usd)] for item in sale.items]
     item_rows.append(["**total**", "", f"**{usd(sale.total)}**"])
     ratio_rows = [
         [
             o.label,
-            usd(ours[(cm.SALE.name, o)].total),
-            usd(theirs[(cm.SALE.name, o)].total),
+            usd(ours[(SALE, o)].total),
+            usd(theirs[(SALE, o)].total),
             f"{ratio:.1f}x",
             verdict(ratio >= cm.NAIVE_MIN_RATIO),
         ]

@@ -1,10 +1,11 @@
-"""The cost model: request units walked from the ASL, the naive comparison, the cost ceilings."""
+"""The cost model: paths from execution histories, the naive comparison, the cost ceilings."""
 
 from __future__ import annotations
 
 import ast
 import copy
 import datetime
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -13,18 +14,22 @@ import pytest
 
 from bench import cost_model
 from bench.cost_model import (
-    BUCKET_SALE,
     NAIVE_MIN_RATIO,
-    SALE,
-    SOLD_OUT,
     TARGET_IDLE_PER_MONTH,
     TARGET_MONTHLY_AT_10K_SALES,
+    CostBreakdown,
     CostModelError,
+    Design,
+    ExecutionPath,
     Logging,
-    ObservedExecution,
-    Outcome,
 )
-from bench.execution_logs import run_offline_purchases
+from bench.execution_logs import (
+    BUCKET_SALE,
+    SALE,
+    SOLD_OUT,
+    OfflineRun,
+    run_offline_purchases,
+)
 from offline import cfn_template
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
@@ -69,9 +74,14 @@ DEFAULT_CATALOG, OTHER_CATALOG = cost_model.catalog_choices(TEMPLATE)
 
 
 @pytest.fixture(scope="module")
-def observed() -> dict[str, ObservedExecution]:
+def runs() -> dict[str, OfflineRun]:
     """A sold-out rejection, a sale and a sale from a bucket through the offline stack."""
-    return {name: run.observed for name, run in run_offline_purchases(TEMPLATE).items()}
+    return run_offline_purchases(TEMPLATE)
+
+
+def _per_million(design: Design, run: OfflineRun) -> CostBreakdown:
+    """A million purchases under `design` whose executions go as `run`'s did."""
+    return cost_model.cost_per_million(design, MACHINE, run.path, run.observed, PRICES)
 
 
 def test_cost_model_reads_the_design_from_the_template() -> None:
@@ -95,107 +105,209 @@ def test_cost_model_lambda_lines_count_unless_the_template_filters_them() -> Non
     assert cost_model.design_from_template(template).lambda_system_logs
 
 
-def test_cost_model_sale_path_bills_seven_write_units_and_one_read_unit() -> None:
-    # GIVEN the ASL WHEN a sale walks it
-    path = cost_model.walk(MACHINE, SALE, PRICES)
+# A history as boto3's get_execution_history returns it: each event's type, id, timestamp and
+# details, oldest first. Only what ExecutionPath.from_history reads is written out.
+STARTED = datetime.datetime(2026, 12, 5, 18, 0, tzinfo=datetime.UTC)
 
-    # THEN the stock check's consistent read (1 RRU) + claim (1 WRU) + a 3-item transaction
-    # (2 WRU each)
-    assert [visit.name for visit in path.visits if visit.type == "Task"] == [
-        "CheckStock",
-        "ClaimExecution",
-        "SellTickets",
+
+def _history(*events: tuple[int, str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events from (milliseconds after the start, type, the event's details by their key)."""
+    return [
+        {"id": number, "type": kind, "timestamp": STARTED + datetime.timedelta(milliseconds=ms)}
+        | details
+        for number, (ms, kind, details) in enumerate(events, start=1)
     ]
+
+
+def _entered(ms: int, kind: str, name: str) -> tuple[int, str, dict[str, Any]]:
+    return ms, f"{kind}StateEntered", {"stateEnteredEventDetails": {"name": name}}
+
+
+def _call(
+    ms: int, resource_type: str, resource: str, parameters: dict[str, Any], error: str = ""
+) -> list[tuple[int, str, dict[str, Any]]]:
+    """One DynamoDB call: scheduled at `ms`, ended 5 ms later, failed with `error` if given."""
+    scheduled = {
+        "resourceType": resource_type,
+        "resource": resource,
+        "region": "us-east-1",
+        "parameters": json.dumps(parameters),
+    }
+    task = {"resourceType": resource_type, "resource": resource}
+    ending = (
+        ("TaskFailed", {"taskFailedEventDetails": {**task, "error": error, "cause": "..."}})
+        if error
+        else ("TaskSucceeded", {"taskSucceededEventDetails": {**task, "output": "{}"}})
+    )
+    return [
+        (ms, "TaskScheduled", {"taskScheduledEventDetails": scheduled}),
+        (ms, "TaskStarted", {"taskStartedEventDetails": task}),
+        (ms + 5, *ending),
+    ]
+
+
+KEY = {"TableName": "Shows", "Key": {"showId": {"S": "Rock"}}}
+THREE_ITEMS = {"TransactItems": [{"Put": KEY}, {"Update": KEY}, {"Update": KEY}]}
+CANCELLED = "DynamoDb.TransactionCanceledException"
+
+
+def test_cost_model_history_of_a_sale_bills_seven_write_units_and_one_read_unit() -> None:
+    # GIVEN a sale's history: a consistent read, a choice, a conditional update, a 3-item
+    # transaction, then a Pass that ends it
+    events = _history(
+        (0, "ExecutionStarted", {"executionStartedEventDetails": {"input": "{}"}}),
+        _entered(1, "Task", "ReadShow"),
+        *_call(2, "dynamodb", "getItem", {**KEY, "ConsistentRead": True}),
+        _entered(10, "Choice", "IsThereStock"),
+        _entered(11, "Task", "Claim"),
+        *_call(12, "dynamodb", "updateItem", KEY),
+        _entered(20, "Task", "Sell"),
+        *_call(21, "aws-sdk:dynamodb", "transactWriteItems", THREE_ITEMS),
+        _entered(30, "Pass", "Done"),
+        (31, "ExecutionSucceeded", {"executionSucceededEventDetails": {"output": "{}"}}),
+    )
+
+    # WHEN its path is counted
+    path = ExecutionPath.from_history(events, PRICES)
+
+    # THEN 1 RRU + 1 WRU + 2 WRU for each of 3 items, five states, three calls and no wait
     assert (path.write_units, path.read_units) == (7, 1)
-
-
-def test_cost_model_bucket_sale_path_adds_the_bucket_read_to_the_same_writes() -> None:
-    # GIVEN the ASL WHEN a sale from a bucketed show's first drawn bucket walks it
-    path = cost_model.walk(MACHINE, BUCKET_SALE, PRICES)
-
-    # THEN the one-item sale's tasks plus a consistent read of the bucket, the same transaction
-    assert [visit.name for visit in path.visits if visit.type == "Task"] == [
-        "CheckStock",
-        "ClaimExecution",
-        "CheckBucket",
-        "SellTickets",
+    assert [(visit.name, visit.type, visit.calls) for visit in path.visits] == [
+        ("ReadShow", "Task", 1),
+        ("IsThereStock", "Choice", 0),
+        ("Claim", "Task", 1),
+        ("Sell", "Task", 1),
+        ("Done", "Pass", 0),
     ]
-    assert (path.write_units, path.read_units) == (7, 2)
-    assert path.visits[-1].name == "PurchaseCompleted"
+    assert (path.states_entered, path.task_count, path.retry_wait_ms) == (5, 3, 0)
 
 
-def test_cost_model_sold_out_path_bills_two_write_units_and_one_read_unit() -> None:
-    # GIVEN the ASL WHEN a sold-out rejection walks it (answered from the stock check)
-    path = cost_model.walk(MACHINE, SOLD_OUT, PRICES)
+def test_cost_model_history_of_a_retried_transaction_counts_both_calls_and_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GIVEN a cancelled transaction billed 1 WRU per item, unlike a committed one (2)
+    monkeypatch.setitem(cost_model.ASSUMPTIONS, "cancelled_transaction_units_per_item", 1.0)
+    # and the history of a run 64 times slower than AWS: a 3-item transaction cancelled, retried
+    # 640 ms after its failure, then committed
+    events = _history(
+        _entered(0, "Task", "Sell"),
+        *_call(10, "aws-sdk:dynamodb", "transactWriteItems", THREE_ITEMS, CANCELLED),
+        *_call(655, "aws-sdk:dynamodb", "transactWriteItems", THREE_ITEMS),
+        (700, "ExecutionSucceeded", {"executionSucceededEventDetails": {"output": "{}"}}),
+    )
 
-    # THEN the stock check's consistent read, claim (1) + mark failed (1): no transaction
-    assert [visit.name for visit in path.visits if visit.type == "Task"] == [
-        "CheckStock",
-        "ClaimExecution",
-        "MarkExecutionFailed",
-    ]
-    assert (path.write_units, path.read_units) == (2, 1)
-    assert path.visits[-1].name == "PurchaseFailed"
+    # WHEN its path is counted at that time scale
+    path = ExecutionPath.from_history(events, PRICES, time_scale=64)
+
+    # THEN both calls bill their units (3 x 1 cancelled, then 3 x 2), in one state entered, and
+    # the wait is Retry's 640 ms at AWS's time scale
+    assert (path.write_units, path.read_units) == (9, 0)
+    assert (path.states_entered, path.task_count) == (1, 2)
+    assert path.retry_wait_ms == 10
 
 
-def test_cost_model_walk_refuses_an_outcome_the_asl_does_not_allow() -> None:
-    # GIVEN an outcome whose Choice goes somewhere the Choice cannot go
-    wrong = Outcome("wrong", choices={"IsShowKnown": "PurchaseCompleted", "IsSoldOut": "SoldOut"})
+def test_cost_model_history_of_a_caught_failure_bills_the_call_and_waits_for_no_retry() -> None:
+    # GIVEN an eventually consistent read that fails, a Catch that marks the claim failed 300 ms
+    # later, and a Fail state
+    events = _history(
+        _entered(0, "Task", "ReadShow"),
+        *_call(1, "dynamodb", "getItem", KEY, "DynamoDB.InternalServerErrorException"),
+        _entered(306, "Task", "MarkFailed"),
+        *_call(307, "dynamodb", "updateItem", KEY),
+        _entered(320, "Fail", "Failed"),
+        (321, "ExecutionFailed", {"executionFailedEventDetails": {"error": "Unreadable"}}),
+    )
 
-    # WHEN walked THEN the model says so rather than count a path that cannot happen
-    with pytest.raises(CostModelError, match="IsShowKnown"):
-        cost_model.walk(MACHINE, wrong, PRICES)
+    # WHEN its path is counted
+    path = ExecutionPath.from_history(events, PRICES)
+
+    # THEN the failed read bills half a unit and the update one; the time to the next call was
+    # another state's, not a retry's
+    assert (path.write_units, path.read_units) == (1, 0.5)
+    assert [visit.type for visit in path.visits] == ["Task", "Task", "Fail"]
+    assert (path.states_entered, path.task_count, path.retry_wait_ms) == (3, 2, 0)
+
+
+def test_cost_model_history_with_a_call_the_model_cannot_price_is_refused() -> None:
+    # GIVEN a task that invokes a Lambda function
+    events = _history(
+        _entered(0, "Task", "Invoke"),
+        *_call(1, "lambda", "invoke", {"FunctionName": "f"}),
+    )
+
+    # WHEN its path is counted THEN the model says so rather than bill it nothing
+    with pytest.raises(CostModelError, match="arn:aws:states:::lambda:invoke"):
+        ExecutionPath.from_history(events, PRICES)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "units", "calls"),
+    [(SALE, (7, 1), 3), (BUCKET_SALE, (7, 2), 4), (SOLD_OUT, (2, 1), 3)],
+)
+def test_cost_model_offline_runs_bill_the_units_of_their_outcome(
+    runs: dict[str, OfflineRun], outcome: str, units: tuple[float, float], calls: int
+) -> None:
+    # GIVEN each outcome run on the offline stack (the real ASL)
+    path = runs[outcome].path
+
+    # THEN a sale: the stock check's consistent read, the claim and a 3-item transaction; from a
+    # bucket, the bucket's consistent read on top; sold out: the claim marked failed instead of
+    # the transaction. No call retried, no wait.
+    assert (path.write_units, path.read_units) == units
+    assert path.task_count == calls
+    assert path.retry_wait_ms == 0
 
 
 def test_cost_model_error_level_logs_nothing_for_a_sale_and_the_failure_for_a_rejection(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # GIVEN the execution log records of a sale and of a sold-out rejection
     def logged(outcome: str, level: str, data: bool) -> int:
-        return cost_model.execution_log_bytes(observed[outcome].log_records, Logging(level, data))
+        records = runs[outcome].observed.log_records
+        return cost_model.execution_log_bytes(records, Logging(level, data))
 
     # THEN ERROR logs nothing for a sale, something (less than ALL) for a rejection, OFF nothing,
     # and leaving execution data out makes ALL smaller
-    assert logged("sale", "ERROR", True) == 0
-    assert 0 < logged("sold out", "ERROR", True) < logged("sold out", "ALL", True)
-    assert logged("sold out", "OFF", False) == 0
-    assert 0 < logged("sale", "ALL", False) < logged("sale", "ALL", True)
+    assert logged(SALE, "ERROR", True) == 0
+    assert 0 < logged(SOLD_OUT, "ERROR", True) < logged(SOLD_OUT, "ALL", True)
+    assert logged(SOLD_OUT, "OFF", False) == 0
+    assert 0 < logged(SALE, "ALL", False) < logged(SALE, "ALL", True)
 
 
 def test_cost_model_naive_design_costs_at_least_15_times_more_without_execution_logs(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # GIVEN both designs without execution logs
     ours = DESIGN.with_logging(NO_EXECUTION_LOGS)
     naive = cost_model.naive_design(DESIGN).with_logging(NO_EXECUTION_LOGS)
 
     # WHEN a million sales are priced
-    our_cost = cost_model.cost_per_million(ours, MACHINE, SALE, observed["sale"], PRICES)
-    naive_cost = cost_model.cost_per_million(naive, MACHINE, SALE, observed["sale"], PRICES)
+    our_cost = _per_million(ours, runs[SALE])
+    naive_cost = _per_million(naive, runs[SALE])
 
     # THEN the naive design costs at least NAIVE_MIN_RATIO times more
     assert naive_cost.total >= NAIVE_MIN_RATIO * our_cost.total
 
 
 def test_cost_model_sale_without_execution_logs_stays_under_ceiling(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # GIVEN the template's design with execution logs off
     design = DESIGN.with_logging(NO_EXECUTION_LOGS)
 
     # WHEN a million sales are priced
-    cost = cost_model.cost_per_million(design, MACHINE, SALE, observed["sale"], PRICES)
+    cost = _per_million(design, runs[SALE])
 
     # THEN they stay under today's figure: the target itself is missed (README, Cost design)
     assert cost.total <= CEILING_PER_MILLION_SALES_WITHOUT_EXECUTION_LOGS
 
 
 def test_cost_model_sale_with_template_logging_stays_under_ceiling(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # GIVEN the template's design, logging as it declares
     # WHEN a million sales are priced
-    cost = cost_model.cost_per_million(DESIGN, MACHINE, SALE, observed["sale"], PRICES)
+    cost = _per_million(DESIGN, runs[SALE])
 
     # THEN the total stays under the documented ceiling
     assert cost.total <= CEILING_PER_MILLION_SALES_WITH_TEMPLATE_LOGGING
@@ -209,16 +321,14 @@ def test_cost_model_sale_with_template_logging_stays_under_ceiling(
     ],
 )
 def test_cost_model_bucket_sale_stays_under_ceiling_and_costs_more_than_a_one_item_sale(
-    observed: dict[str, ObservedExecution], logging: Logging, ceiling: float
+    runs: dict[str, OfflineRun], logging: Logging, ceiling: float
 ) -> None:
     # GIVEN the template's design, as deployed or with execution logs off
     design = DESIGN.with_logging(logging)
 
     # WHEN a million sales from a bucket and a million one-item sales are priced
-    bucket = cost_model.cost_per_million(
-        design, MACHINE, BUCKET_SALE, observed[BUCKET_SALE.name], PRICES
-    )
-    one_item = cost_model.cost_per_million(design, MACHINE, SALE, observed[SALE.name], PRICES)
+    bucket = _per_million(design, runs[BUCKET_SALE])
+    one_item = _per_million(design, runs[SALE])
 
     # THEN the bucketed sale stays under its ceiling, and pays more than the one-item sale
     assert bucket.total <= ceiling
@@ -339,11 +449,11 @@ def test_cost_model_anything_that_keeps_the_catalog_awake_breaks_the_idle_target
 
 
 def test_cost_model_monthly_bill_at_10k_sales_meets_the_target(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # GIVEN the default template WHEN a month of 10,000 sales is priced, flyer bursts included
     bill = cost_model.monthly_bill(
-        TEMPLATE, DEFAULT_CATALOG, 10_000, MACHINE, observed["sale"], PRICES
+        TEMPLATE, DEFAULT_CATALOG, 10_000, MACHINE, runs[SALE].path, runs[SALE].observed, PRICES
     )
     # THEN the whole bill is within the target, and X-Ray is inside its free tier
     assert cost_model.monthly_total(bill) <= TARGET_MONTHLY_AT_10K_SALES
@@ -352,10 +462,10 @@ def test_cost_model_monthly_bill_at_10k_sales_meets_the_target(
 
 
 def test_cost_model_monthly_bill_at_1m_sales_stays_under_ceiling_and_traces_every_sale(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     bill = cost_model.monthly_bill(
-        TEMPLATE, DEFAULT_CATALOG, 1_000_000, MACHINE, observed["sale"], PRICES
+        TEMPLATE, DEFAULT_CATALOG, 1_000_000, MACHINE, runs[SALE].path, runs[SALE].observed, PRICES
     )
     assert cost_model.monthly_total(bill) <= CEILING_MONTHLY_AT_1M_SALES
     # A million a month is 0.38 requests a second: below X-Ray's reservoir of one a second,
@@ -365,11 +475,11 @@ def test_cost_model_monthly_bill_at_1m_sales_stays_under_ceiling_and_traces_ever
 
 
 def test_cost_model_rds_catalog_misses_the_idle_and_monthly_targets(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # The alternative exists for accounts whose RDS free tier covers it; priced without it.
     bill = cost_model.monthly_bill(
-        TEMPLATE, OTHER_CATALOG, 10_000, MACHINE, observed["sale"], PRICES
+        TEMPLATE, OTHER_CATALOG, 10_000, MACHINE, runs[SALE].path, runs[SALE].observed, PRICES
     )
     assert cost_model.monthly_total(bill) > TARGET_MONTHLY_AT_10K_SALES
 
@@ -383,10 +493,10 @@ def test_cost_model_flyer_burst_wakes_the_catalog_for_cents() -> None:
 
 
 def test_cost_model_counts_access_logs_and_lambda_init(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # GIVEN the template's API access log format WHEN a million sales are priced
-    cost = cost_model.cost_per_million(DESIGN, MACHINE, SALE, observed["sale"], PRICES)
+    cost = _per_million(DESIGN, runs[SALE])
     by_label = {item.label: item for item in cost.items}
 
     # THEN its lines (about 190 bytes) cost about $0.09, and cold starts are billed too
@@ -394,9 +504,7 @@ def test_cost_model_counts_access_logs_and_lambda_init(
     assert by_label["HTTP API access logs"].usd == pytest.approx(0.09, abs=0.01)
     assert by_label["Lambda INIT (cold starts)"].usd > 0
     # Below one request a second every invocation starts cold, and every request is traced
-    quiet = cost_model.cost_per_million(
-        DESIGN.at_monthly_volume(10_000), MACHINE, SALE, observed["sale"], PRICES
-    )
+    quiet = _per_million(DESIGN.at_monthly_volume(10_000), runs[SALE])
     quiet_items = {item.label: item for item in quiet.items}
     assert quiet_items["Lambda INIT (cold starts)"].usd > (
         50 * by_label["Lambda INIT (cold starts)"].usd
@@ -507,11 +615,11 @@ def test_cost_model_custom_metric_published_every_hour_bills_a_full_month() -> N
 
 
 def test_cost_model_monthly_bill_counts_the_custom_metrics(
-    observed: dict[str, ObservedExecution],
+    runs: dict[str, OfflineRun],
 ) -> None:
     # GIVEN the default template WHEN a month of 10,000 sales is priced
     bill = cost_model.monthly_bill(
-        TEMPLATE, DEFAULT_CATALOG, 10_000, MACHINE, observed["sale"], PRICES
+        TEMPLATE, DEFAULT_CATALOG, 10_000, MACHINE, runs[SALE].path, runs[SALE].observed, PRICES
     )
     # THEN the custom metrics are one of its lines, priced as above
     (metrics,) = (item for item in bill if item.label == "custom metrics (EMF)")
