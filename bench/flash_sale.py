@@ -110,6 +110,7 @@ class Run:
     concurrency: int = 0  # the purchase function's
     requests: tuple[tuple[str, int], ...] = ()  # every request's answer, retries included
     peak_concurrency: int = 0  # the most invocations at once
+    cost: RushCost | None = None  # what its executions cost as deployed, when priced
     faults: str = ""
     fault_hits: int = 0  # requests the injected faults struck
     # Requests the engine cancelled for a held item, and refused over an item's ceiling.
@@ -213,6 +214,101 @@ def unmodelled_s() -> float:
         + ASSUMPTIONS["workflow_overhead_ms"]
         + 4 * ASSUMPTIONS["dynamodb_task_ms"]
     ) / 1000
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What prices a rush's executions: the cost model's inputs as deployed, and the bucketed
+    sale's uncontended run (its function output, the same for every invocation, and its cost)."""
+
+    design: Any  # bench.cost_model.Design
+    machine: Any  # bench.cost_model.StateMachine
+    prices: Any  # bench.cost_model.PriceTable
+    uncontended: Any  # bench.execution_logs.OfflineRun of a sale from a bucket
+
+    @classmethod
+    def as_deployed(cls) -> Pricing:
+        from bench import cost_model as cm
+        from bench.execution_logs import BUCKET_SALE, run_offline_purchases
+        from offline import cfn_template
+
+        template = cfn_template.load_template()
+        return cls(
+            cm.design_from_template(template),
+            cm.load_state_machine(template),
+            cm.load_prices(),
+            run_offline_purchases(template)[BUCKET_SALE],
+        )
+
+    def per_execution(self, path: Any, log_records: Any) -> float:
+        """Dollars one execution costs, its API request and function invocation included."""
+        from bench import cost_model as cm
+
+        observed = cm.ObservedExecution(
+            log_records, self.uncontended.observed.function_output_bytes
+        )
+        return (
+            cm.cost_per_million(self.design, self.machine, path, observed, self.prices).total / 1e6
+        )
+
+    @property
+    def uncontended_per_million(self) -> float:
+        run = self.uncontended
+        return self.per_execution(run.path, run.observed.log_records) * 1e6
+
+
+@dataclass(frozen=True)
+class RushCost:
+    """A rush's executions priced from their histories: per million sales, everything the run
+    started (sold-out and 503 answers too), and its sales' own executions alone."""
+
+    executions: int
+    per_million_sales: float
+    sale_per_million: float
+    failed_calls_per_sale: float  # DynamoDB calls that failed (cancelled commits, throttles)
+    retry_wait_ms_per_sale: float
+    states_per_sale: float
+
+
+def rush_cost(pricing: Pricing, scale: float) -> RushCost | None:
+    """Every execution of the rush so far, priced from its history at the run's time scale.
+    Requests the throttle or the function's limit refused started nothing and are not priced."""
+    import boto3
+
+    from bench import cost_model as cm
+
+    stepfunctions = boto3.client("stepfunctions")
+    (machine,) = stepfunctions.list_state_machines()["stateMachines"]
+    total = sale_total = 0.0
+    executions = sales = failed_calls = states = 0
+    waited_ms = 0.0
+    pages = stepfunctions.get_paginator("list_executions").paginate(
+        stateMachineArn=machine["stateMachineArn"]
+    )
+    for execution in (item for page in pages for item in page["executions"]):
+        arn = execution["executionArn"]
+        events = stepfunctions.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        path = cm.ExecutionPath.from_history(events, pricing.prices, time_scale=scale)
+        usd = pricing.per_execution(path, cm.log_records_from_history(events, arn))
+        total += usd
+        executions += 1
+        # A sale's execution succeeds; every other answer is a Fail state.
+        if execution["status"] == "SUCCEEDED":
+            sales += 1
+            sale_total += usd
+            failed_calls += sum(1 for event in events if event["type"] == "TaskFailed")
+            waited_ms += path.retry_wait_ms
+            states += path.states_entered
+    if not sales:
+        return None
+    return RushCost(
+        executions=executions,
+        per_million_sales=total / sales * 1e6,
+        sale_per_million=sale_total / sales * 1e6,
+        failed_calls_per_sale=failed_calls / sales,
+        retry_wait_ms_per_sale=waited_ms / sales,
+        states_per_sale=states / sales,
+    )
 
 
 @dataclass
@@ -333,11 +429,13 @@ def run_sale(
     rate_per_s: float,
     inject: Callable[[], str] | None = None,
     deployment: Deployment | None = None,
+    pricing: Pricing | None = None,
 ) -> Run:
     """Sell `stock` tickets in `buckets` items to `buyers` arriving at `rate_per_s` (at DynamoDB's
     time scale), then to single-ticket buyers until sold out; `inject` switches faults on. With
     a `deployment`, every request goes through its throttle and concurrency first, and buyers
-    told to come back do."""
+    told to come back do. With `pricing`, the run's executions are priced from their
+    histories."""
     from decimal import Decimal
 
     import boto3
@@ -430,6 +528,7 @@ def run_sale(
         recorded = show_command.tickets_sold(dynamodb, show_command.LOCAL_TABLES, SHOW)
         left, negative = tickets_left(SHOW)
         counts = dict(ENGINE.counts)
+        cost = rush_cost(pricing, scale) if pricing else None
 
     outcomes = tally.outcomes
     sales = [entry for entry in outcomes if entry[0] == SOLD.metric]
@@ -467,6 +566,7 @@ def run_sale(
         concurrency=deployment.concurrency if deployment else 0,
         requests=tuple(tally.requests.most_common()),
         peak_concurrency=tally.peak_in_flight,
+        cost=cost,
     )
 
 
@@ -565,7 +665,7 @@ SWEEP = (
 )
 
 
-def sweep(scenarios: Sequence[Scenario]) -> list[Run]:
+def sweep(scenarios: Sequence[Scenario], pricing: Pricing | None = None) -> list[Run]:
     runs = []
     for scenario in scenarios:
         print(f"flash-sale: {scenario}...", file=sys.stderr, flush=True)
@@ -581,6 +681,7 @@ def sweep(scenarios: Sequence[Scenario]) -> list[Run]:
                 if scenario.deployment
                 else None
             ),
+            pricing=pricing,
         )
         print(f"flash-sale: {run.summary()}", file=sys.stderr, flush=True)
         runs.append(run)
@@ -593,7 +694,11 @@ def headline(runs: Sequence[Run]) -> Run:
     return max(plain, key=lambda run: (run.offered_per_s, run.stock / run.buckets))
 
 
-def section(runs: Sequence[Run]) -> str:
+def dollars(run: Run) -> str:
+    return f"${run.cost.per_million_sales:.2f}" if run.cost else "not priced"
+
+
+def section(runs: Sequence[Run], pricing: Pricing | None = None) -> str:
     from offline.dynamodb_engine import DEFAULT_TRANSACTION_MS
 
     ceiling = 1000 / DEFAULT_TRANSACTION_MS
@@ -625,6 +730,7 @@ def section(runs: Sequence[Run]) -> str:
             run.oversold,
             run.lost,
             run.left,
+            dollars(run),
         ]
         for run in runs
         if not run.deployment
@@ -682,6 +788,7 @@ def section(runs: Sequence[Run]) -> str:
                     "oversold",
                     "lost",
                     "stranded",
+                    "$ per million sales",
                 ],
                 rows,
             ),
@@ -705,9 +812,60 @@ def section(runs: Sequence[Run]) -> str:
             "",
             "What a sale from a bucket costs beside a one-item show's sale, whose path every show"
             " with N = 1 keeps unchanged: [Cost model](#cost-model).",
+            *contended_part(bucketed, pricing),
             *deployed_part([run for run in runs if run.deployment]),
         ]
     )
+
+
+def contended_part(run: Run, pricing: Pricing | None) -> list[str]:
+    """The headline rush's sales priced from their executions, beside the same sale alone."""
+    if not run.cost or not pricing:
+        return []
+    alone = pricing.uncontended
+    cost = run.cost
+    return [
+        "",
+        "### A hot show's cost under contention",
+        "",
+        f"The headline run's {cost.executions:,} executions, each priced as deployed from its own"
+        " history (bench/cost_model.py: its states, DynamoDB calls and their request units,"
+        " failed ones included, Retry's waits on Express and on the waiting function, its log"
+        " events):",
+        "",
+        table(
+            ["", "$ per million sales", "states", "failed DynamoDB calls", "retry wait"],
+            [
+                [
+                    "a sale from a bucket, alone (Cost model)",
+                    f"${pricing.uncontended_per_million:.2f}",
+                    alone.path.states_entered,
+                    0,
+                    "0 ms",
+                ],
+                [
+                    f"a sale in the rush ({run.label} at {run.offered_per_s:g}/s), mean",
+                    f"${cost.sale_per_million:.2f}",
+                    f"{cost.states_per_sale:.1f}",
+                    f"{cost.failed_calls_per_sale:.2f}",
+                    f"{cost.retry_wait_ms_per_sale:.0f} ms",
+                ],
+                [
+                    "the whole run per sale (sold out, 503 and the last buyers too)",
+                    f"${cost.per_million_sales:.2f}",
+                    "",
+                    "",
+                    "",
+                ],
+            ],
+        ),
+        "",
+        "A contended sale pays for its cancelled commits (billed as committed: bench/"
+        "assumptions.json), the reads of its walk over other buckets and its retry waits; the"
+        " whole run adds the executions of the buyers it told sold out or to come back, each a"
+        " read, a claim and its release at least. Requests the stage throttle or the function's"
+        " concurrency refused start nothing and are left out.",
+    ]
 
 
 def gave_up(run: Run) -> int:
@@ -756,6 +914,7 @@ def deployed_part(runs: Sequence[Run]) -> list[str]:
             run.oversold,
             run.lost,
             run.left,
+            dollars(run),
         ]
         for run in runs
     ]
@@ -765,6 +924,7 @@ def deployed_part(runs: Sequence[Run]) -> list[str]:
         "### As deployed",
         "",
         __doc__.strip().split("\n\n")[2].replace("\n", " "),
+        "",
         f"Each path sells the same show ({runs[0].stock} tickets in {runs[0].buckets} buckets) to"
         f" the same rush ({runs[0].buyers} buyers at {runs[0].offered_per_s:g} a second, then"
         " single-ticket buyers until sold out). As shipped: the template's stage throttle and an"
@@ -818,6 +978,7 @@ def deployed_part(runs: Sequence[Run]) -> list[str]:
                 "oversold",
                 "lost",
                 "stranded",
+                "$ per million sales",
             ],
             rows,
         ),
@@ -996,7 +1157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         runs = sweep([scenario])
     else:
-        runs = sweep(SWEEP)
+        pricing = Pricing.as_deployed()
+        runs = sweep(SWEEP, pricing)
         (ROOT / PICTURE).write_text(svg(runs), encoding="utf-8")
         deployed = [run for run in runs if run.deployment]
         (ROOT / DEPLOYED_PICTURE).write_text(deployed_svg(deployed), encoding="utf-8")
@@ -1004,7 +1166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = (
             report_path.read_text(encoding="utf-8") if report_path.is_file() else "# Benchmarks\n"
         )
-        report_path.write_text(scrub(splice(report, section(runs)), ROOT), encoding="utf-8")
+        report_path.write_text(
+            scrub(splice(report, section(runs, pricing)), ROOT), encoding="utf-8"
+        )
     # The last lines: every run's counts against the rules, then the verdict (the exit status).
     for run in runs:
         print(f"{run.summary()} {dict(run.answers)}")
