@@ -29,6 +29,8 @@ from moto.stepfunctions.parser.backend.execution import (
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
 
+from offline import jsonata_eval
+
 # The DynamoDB error codes the AWS Java SDK v1 has an exception class for (its DynamoDB model's
 # data-plane errors). The optimised integration (arn:aws:states:::dynamodb:*) names an error
 # "DynamoDB." + that class, the code with "Exception" appended where it lacks it; a code without a
@@ -167,8 +169,8 @@ def _cached_client(region: str, service: str, state_credentials: Any = None) -> 
 
 
 def install() -> None:
-    """Teach moto StartSyncExecution, AWS's StartTime format and AWS's DynamoDB error names, and
-    make it fast enough.
+    """Teach moto StartSyncExecution, AWS's StartTime format, AWS's DynamoDB error names and
+    JSONata (offline/jsonata_eval.py), and make it fast enough.
 
     moto's interpreter parses the whole ASL with ANTLR for every execution, builds a JSONPath
     parser (PLY tables) for every path it evaluates and a boto3 client for every task: most of
@@ -185,3 +187,4 @@ def install() -> None:
     json_path.parse = functools.cache(parse_json_path)  # type: ignore[attr-defined]
     for module in (state_task_service_aws_sdk, state_task_service_dynamodb):
         module.boto_client_for = _cached_client  # type: ignore[attr-defined]
+    jsonata_eval.install()
