@@ -16,6 +16,9 @@ from typing import Any
 
 from jsonpath_ng.ext.parser import parse as parse_json_path
 from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEventException,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
     state_task_service_dynamodb,
@@ -72,6 +75,19 @@ _moto_dynamodb_error_cause = (
 def _dynamodb_error_cause_as_on_aws(client_error: Any) -> tuple[str, str]:
     _, cause = _moto_dynamodb_error_cause(client_error)
     return optimised_dynamodb_error_name(client_error.response["Error"]["Code"]), cause
+
+
+_moto_dynamodb_from_error = state_task_service_dynamodb.StateTaskServiceDynamoDB._from_error
+
+
+def _dynamodb_task_failure_keeping_the_states_own(self: Any, env: Any, ex: Exception) -> Any:
+    # moto's optimised DynamoDB task names every failure that is not a ClientError
+    # DynamoDB.AmazonDynamoDBException, the state's own too: Arguments whose JSONata fails
+    # (States.QueryEvaluationError, which a Catch can take) never reach DynamoDB on AWS. The SDK
+    # integration (aws-sdk:dynamodb:*) already keeps them.
+    if isinstance(ex, FailureEventException):
+        return ex.failure_event
+    return _moto_dynamodb_from_error(self, env, ex)
 
 
 # AWS ends a sync execution after 5 minutes whatever the state machine says.
@@ -179,6 +195,9 @@ def install() -> None:
     """
     state_task_service_dynamodb.StateTaskServiceDynamoDB._error_cause_from_client_error = (  # type: ignore[method-assign]
         staticmethod(_dynamodb_error_cause_as_on_aws)
+    )
+    state_task_service_dynamodb.StateTaskServiceDynamoDB._from_error = (  # type: ignore[method-assign]
+        _dynamodb_task_failure_keeping_the_states_own
     )
     StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
     Execution.get_start_execution_details = _start_details_with_iso_start_time  # type: ignore[method-assign]

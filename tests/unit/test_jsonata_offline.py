@@ -321,3 +321,17 @@ def test_error_output_holds_the_error_and_its_cause(run: Callable[..., dict[str,
     error_output = output(run(_failing_read("{% $states.input.showId %}"), {"showId": "Rock"}))
     assert set(error_output) == {"Error", "Cause"}
     assert error_output["Error"] == "DynamoDB.ResourceNotFoundException"
+
+
+@pytest.mark.parametrize(
+    "arguments_key",
+    [
+        "{% $states.input.missing %}",  # undefined
+        "{% $string($number($states.input.showId)) %}",  # an evaluation error
+    ],
+)
+def test_task_arguments_that_fail_are_a_query_evaluation_error_a_catch_takes(
+    run: Callable[..., dict[str, Any]], arguments_key: str
+) -> None:
+    error_output = output(run(_failing_read(arguments_key), {"showId": "Rock"}))
+    assert error_output["Error"] == "States.QueryEvaluationError"
