@@ -12,6 +12,7 @@ import datetime
 import functools
 import json
 import threading
+import uuid
 from typing import Any
 
 from jsonpath_ng.ext.parser import parse as parse_json_path
@@ -119,7 +120,9 @@ def _terminated_and_signalled(self: BaseExecutionWorkerCommunication) -> None:
 def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
     execution = self.stepfunction_backend.start_execution(
         self._get_param("stateMachineArn"),
-        self._get_param("name"),
+        # AWS names an unnamed execution with a UUID; moto's interpreter would run it named None
+        # ($$.Execution.Name null, an ARN ending in ":None").
+        self._get_param("name") or str(uuid.uuid4()),
         self._get_param("input", if_none="{}"),
     )
     ended = _ended_event(execution.execution_arn).wait(SYNC_LIMIT_SECONDS)
@@ -136,8 +139,9 @@ def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
         "input": execution.execution_input,
     }
     if status == "SUCCEEDED":
-        output = execution.output
-        response["output"] = output if isinstance(output, str) else json.dumps(output)
+        # The output's value, in JSON: a state machine that ends with a string ends with a JSON
+        # string, quotes included.
+        response["output"] = json.dumps(execution.output)
     for field in ("error", "cause"):
         value = getattr(execution, field, None)
         if value is not None:

@@ -256,6 +256,15 @@ def test_states_input_and_context(run: Callable[..., dict[str, Any]]) -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", read["startTime"])
 
 
+def test_an_unnamed_execution_is_named_with_a_uuid(run: Callable[..., dict[str, Any]]) -> None:
+    result = run(
+        {"Read": {"Type": "Pass", "Output": "{% $states.context.Execution.Name %}", "End": True}},
+        {},
+        None,
+    )
+    assert re.fullmatch(r"[0-9a-f-]{36}", output(result))
+
+
 def test_assigned_variables_reach_later_states_and_not_their_own_assign(
     run: Callable[..., dict[str, Any]],
 ) -> None:
