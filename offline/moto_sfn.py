@@ -12,10 +12,14 @@ import datetime
 import functools
 import json
 import threading
+import uuid
 from typing import Any
 
 from jsonpath_ng.ext.parser import parse as parse_json_path
 from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEventException,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
     state_task_service_aws_sdk,
     state_task_service_dynamodb,
@@ -28,6 +32,8 @@ from moto.stepfunctions.parser.backend.execution import (
 )
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.responses import StepFunctionResponse
+
+from offline import jsonata_eval
 
 # The DynamoDB error codes the AWS Java SDK v1 has an exception class for (its DynamoDB model's
 # data-plane errors). The optimised integration (arn:aws:states:::dynamodb:*) names an error
@@ -72,6 +78,19 @@ def _dynamodb_error_cause_as_on_aws(client_error: Any) -> tuple[str, str]:
     return optimised_dynamodb_error_name(client_error.response["Error"]["Code"]), cause
 
 
+_moto_dynamodb_from_error = state_task_service_dynamodb.StateTaskServiceDynamoDB._from_error
+
+
+def _dynamodb_task_failure_keeping_the_states_own(self: Any, env: Any, ex: Exception) -> Any:
+    # moto's optimised DynamoDB task names every failure that is not a ClientError
+    # DynamoDB.AmazonDynamoDBException, the state's own too: Arguments whose JSONata fails
+    # (States.QueryEvaluationError, which a Catch can take) never reach DynamoDB on AWS. The SDK
+    # integration (aws-sdk:dynamodb:*) already keeps them.
+    if isinstance(ex, FailureEventException):
+        return ex.failure_event
+    return _moto_dynamodb_from_error(self, env, ex)
+
+
 # AWS ends a sync execution after 5 minutes whatever the state machine says.
 SYNC_LIMIT_SECONDS = 300
 _SYNC_STATUS = {"SUCCEEDED": "SUCCEEDED", "TIMED_OUT": "TIMED_OUT"}  # anything else: FAILED
@@ -101,7 +120,9 @@ def _terminated_and_signalled(self: BaseExecutionWorkerCommunication) -> None:
 def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
     execution = self.stepfunction_backend.start_execution(
         self._get_param("stateMachineArn"),
-        self._get_param("name"),
+        # AWS names an unnamed execution with a UUID; moto's interpreter would run it named None
+        # ($$.Execution.Name null, an ARN ending in ":None").
+        self._get_param("name") or str(uuid.uuid4()),
         self._get_param("input", if_none="{}"),
     )
     ended = _ended_event(execution.execution_arn).wait(SYNC_LIMIT_SECONDS)
@@ -118,8 +139,9 @@ def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:
         "input": execution.execution_input,
     }
     if status == "SUCCEEDED":
-        output = execution.output
-        response["output"] = output if isinstance(output, str) else json.dumps(output)
+        # The output's value, in JSON: a state machine that ends with a string ends with a JSON
+        # string, quotes included.
+        response["output"] = json.dumps(execution.output)
     for field in ("error", "cause"):
         value = getattr(execution, field, None)
         if value is not None:
@@ -167,8 +189,8 @@ def _cached_client(region: str, service: str, state_credentials: Any = None) -> 
 
 
 def install() -> None:
-    """Teach moto StartSyncExecution, AWS's StartTime format and AWS's DynamoDB error names, and
-    make it fast enough.
+    """Teach moto StartSyncExecution, AWS's StartTime format, AWS's DynamoDB error names and
+    JSONata (offline/jsonata_eval.py), and make it fast enough.
 
     moto's interpreter parses the whole ASL with ANTLR for every execution, builds a JSONPath
     parser (PLY tables) for every path it evaluates and a boto3 client for every task: most of
@@ -178,6 +200,9 @@ def install() -> None:
     state_task_service_dynamodb.StateTaskServiceDynamoDB._error_cause_from_client_error = (  # type: ignore[method-assign]
         staticmethod(_dynamodb_error_cause_as_on_aws)
     )
+    state_task_service_dynamodb.StateTaskServiceDynamoDB._from_error = (  # type: ignore[method-assign]
+        _dynamodb_task_failure_keeping_the_states_own
+    )
     StepFunctionResponse.start_sync_execution = _start_sync_execution  # type: ignore[attr-defined]
     Execution.get_start_execution_details = _start_details_with_iso_start_time  # type: ignore[method-assign]
     ExecutionWorker._get_evaluation_entrypoint = _cached_entrypoint  # type: ignore[method-assign]
@@ -185,3 +210,4 @@ def install() -> None:
     json_path.parse = functools.cache(parse_json_path)  # type: ignore[attr-defined]
     for module in (state_task_service_aws_sdk, state_task_service_dynamodb):
         module.boto_client_for = _cached_client  # type: ignore[attr-defined]
+    jsonata_eval.install()
