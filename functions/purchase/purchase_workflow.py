@@ -148,15 +148,11 @@ def workflow_input(sale: Sale, attempt: str, now: int) -> dict[str, Any]:
         "userId": sale.user_id,
         "showId": sale.show_id,
         "quantity": sale.quantity,
-        # Choice states compare strings with strings: the sale record's quantity is one.
-        "quantityText": str(sale.quantity),
         "card": {"brand": sale.card.brand, "last4": sale.card.last4},
         "now": now,
         "leaseExpiresAt": now + settings().lease_seconds,
         "expiresAt": now + CLAIM_RETENTION_SECONDS,
         "tallyExpiresAt": now + TALLY_RETENTION_SECONDS,
-        # Commit passes so far, counted by the workflow; the first starts with this input.
-        "sellAttempt": {"count": 1},
     }
 
 

@@ -271,9 +271,9 @@ def without_draining_round(definition: str) -> str:
     """The ASL with the bucket walk's draining round taken out: a buyer who finds every bucket
     short goes straight to the pool, so leftovers spread over buckets are never gathered."""
     asl = json.loads(definition)
-    walk = asl["States"]["IsEveryBucketTried"]
+    walk = asl["States"]["IsBucketEnough"]
     walk["Choices"] = [
-        choice for choice in walk["Choices"] if choice["Next"] != "StartDrainingRound"
+        choice for choice in walk["Choices"] if choice.get("Assign", {}).get("draining") is not True
     ]
     return json.dumps(asl)
 

@@ -216,7 +216,7 @@ def test_retry_of_an_attempt_that_sold_up_to_the_cap_reports_its_sale(
 def strip_cap_condition(definition: str) -> str:
     """The ASL with the sale's transaction no longer checking the cap: the naive control."""
     asl = json.loads(definition)
-    claim_update = asl["States"]["SellTickets"]["Parameters"]["TransactItems"][2]["Update"]
+    claim_update = asl["States"]["SellTickets"]["Arguments"]["TransactItems"][2]["Update"]
     condition = claim_update["ConditionExpression"]
     claim_update["ConditionExpression"] = condition.replace(" AND ticketsIfSold <= maxPerBuyer", "")
     assert claim_update["ConditionExpression"] != condition

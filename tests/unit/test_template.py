@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
+import jsonata
 import pytest
 
 from offline import cfn_template
@@ -34,9 +36,9 @@ def actions_the_asl_uses() -> set[tuple[str, str]]:
         resource = state.get("Resource", "")
         api = resource.rsplit(":", 1)[-1]
         if resource.startswith("arn:aws:states:::dynamodb:"):
-            used.add((table_of(state["Parameters"]["TableName"]), TASK_ACTIONS[api]))
+            used.add((table_of(state["Arguments"]["TableName"]), TASK_ACTIONS[api]))
         elif resource == "arn:aws:states:::aws-sdk:dynamodb:transactWriteItems":
-            for item in state["Parameters"]["TransactItems"]:
+            for item in state["Arguments"]["TransactItems"]:
                 ((kind, operation),) = item.items()
                 used.add((table_of(operation["TableName"]), TRANSACT_ACTIONS[kind]))
         else:
@@ -99,10 +101,31 @@ def test_template_every_substitution_is_used_and_every_placeholder_defined() -> 
     assert placeholders == set(STATE_MACHINE["DefinitionSubstitutions"])
 
 
-def test_template_asl_is_express_jsonpath_with_a_timeout() -> None:
+def test_template_asl_is_express_jsonata_with_a_timeout_in_at_most_20_states() -> None:
     assert STATE_MACHINE["Type"] == "EXPRESS"
-    assert ASL["QueryLanguage"] == "JSONPath"
+    assert ASL["QueryLanguage"] == "JSONata"
     assert ASL["TimeoutSeconds"] > 0
+    # A workflow a newcomer reads at once: every state is a step of the sale or a decision.
+    assert len(ASL["States"]) <= 20
+
+
+def jsonata_expressions(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield from re.findall(r"^\{%(.*)%\}$", value, flags=re.DOTALL)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from jsonata_expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from jsonata_expressions(item)
+
+
+def test_template_every_jsonata_expression_of_the_asl_parses() -> None:
+    # statelint does not parse the expressions: a typo would only fail when its state runs.
+    expressions = list(jsonata_expressions(ASL))
+    assert len(expressions) > 50
+    for expression in expressions:
+        jsonata.Jsonata(expression)
 
 
 def test_template_lease_outlives_the_state_machine_and_lambda_outwaits_it() -> None:
