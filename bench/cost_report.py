@@ -7,7 +7,6 @@ from typing import Any
 
 from bench import cost_model as cm
 from bench.execution_logs import (
-    ATTEMPTS,
     BUCKET_SALE,
     BUCKETS,
     OUTCOMES,
@@ -248,11 +247,7 @@ def _log_volume(runs: Mapping[str, OfflineRun], options: Sequence[cm.Logging]) -
         "through the offline stack (moto executing the real ASL, tables and state machine "
         "from `template.yaml`), each checked to answer as its buyer must be answered (the "
         "status and message beside each outcome below); their execution histories give the "
-        "paths above. The sale from a bucket "
-        f"is bought {ATTEMPTS} times and the execution that entered the fewest states kept: "
-        "offline the bucket drawn may be one past the last, which the workflow turns into the "
-        "first through states of its own, a draw AWS never makes. "
-        "Each execution's `GetExecutionHistory` events are reshaped into the JSON records "
+        "paths above. Each execution's `GetExecutionHistory` events are reshaped into the JSON records "
         "Step Functions sends to CloudWatch Logs (id, type, details, previous event, "
         "timestamp, Express execution ARN, redrive count), filtered by log level, with "
         "`input`, `output` and `parameters` dropped when execution data is excluded. This "
