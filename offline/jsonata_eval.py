@@ -5,11 +5,14 @@ moto's interpreter (a vendored copy of LocalStack's) parses JSONata states and w
 expression as one text: the `$states` it reads and every Assign'd variable declared in front of
 it, `($states:={...};$price:=50;<expression>)`. LocalStack evaluates that text with the Java
 implementation (jsonata-java, through a JVM); moto leaves the evaluator unset. jsonata-python is a
-port of the same Java implementation.
+port of the same Java implementation. A state's expressions are evaluated here with their values
+bound to the expression parsed once (`_eval_jsonata_string`); the text form is what moto's other
+callers get (`evaluate`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -19,6 +22,7 @@ from typing import Any
 
 from jsonata import Jsonata
 from jsonata.functions import Functions
+from jsonata.utils import Utils
 from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
 from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
     FailureEvent,
@@ -155,38 +159,81 @@ def encode_variable_declarations(bindings: dict[str, Any]) -> str:
     )
 
 
-_moto_eval_jsonata_string = StringJSONata._eval_body
+@functools.lru_cache(maxsize=4096)
+def _compiled(expression: str) -> Jsonata:
+    """An expression of the state machine, parsed once: its values come in as bindings. A parsed
+    expression keeps no state of an evaluation (each gets a frame of its own)."""
+    compiled = Jsonata(expression)
+    # None is undefined, Utils.NULL_VALUE is null: the two must stay apart here.
+    compiled.set_output_convert_nulls(False)
+    return compiled
 
 
-def _eval_jsonata_string_failing_as_on_aws(self: StringJSONata, env: Environment) -> None:
-    # AWS fails a state whose JSONata expression raises with States.QueryEvaluationError, which a
-    # Catch can take; moto lets the exception through, and the state fails with States.Runtime,
-    # which no Catch takes.
+def _as_jsonata_value(value: Any) -> Any:
+    """A JSON value as jsonata-python binds it: its nulls as JSONata's null, not undefined."""
+    if value is None:
+        return Utils.NULL_VALUE
+    if isinstance(value, dict):
+        return {key: _as_jsonata_value(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_jsonata_value(item) for item in value]
+    return value
+
+
+def _query_evaluation_failure(env: Environment, cause: str) -> FailureEventException:
+    """AWS's States.QueryEvaluationError, which a Catch can take, its EvaluationFailed event
+    recorded."""
+    name = StatesErrorName(typ=StatesErrorNameType.StatesQueryEvaluationError)
+    details = EvaluationFailedEventDetails(error=name.error_name, cause=cause)
+    failure = FailureEvent(
+        env=env,
+        error_name=name,
+        event_type=HistoryEventType.EvaluationFailed,
+        # moto's EventDetails declares every kind of details required; one is given.
+        event_details=EventDetails(evaluationFailedEventDetails=details),  # type: ignore[typeddict-item]
+    )
+    exception = FailureEventException(failure_event=failure)
+    env.event_manager.add_event(
+        context=env.event_history_context,
+        event_type=HistoryEventType.EvaluationFailed,
+        event_details=EventDetails(  # type: ignore[typeddict-item]
+            evaluationFailedEventDetails=exception.get_evaluation_failed_event_details()
+        ),
+    )
+    return exception
+
+
+def _eval_jsonata_string(self: StringJSONata, env: Environment) -> None:
+    # moto writes $states and every variable as JSONata text in front of the expression and
+    # parses the whole text for each evaluation, then evaluates it again to check a null or a
+    # string result; parsing dominates, and a pure-Python parser made a sale's execution several
+    # times slower. The same values are bound to the expression parsed once instead. AWS fails a
+    # state whose expression raises, or evaluates to nothing, with States.QueryEvaluationError,
+    # which a Catch can take; moto let the exception through as States.Runtime, which none takes.
+    # Illegal references ($$, $eval, ...) are refused as moto refuses them.
+    moto_jsonata.extract_jsonata_variable_references(self.expression)
+    # Where moto's own declarations read them from: the variables of the outer and inner scope,
+    # and $states.
+    store = env.variable_store
+    variables = {**store._outer_scope, **store._inner_scope}
+    bindings = {
+        **{name: _as_jsonata_value(value) for name, value in variables.items()},
+        "states": _as_jsonata_value(env.states._states_data),
+        **_BINDINGS,
+    }
     try:
-        _moto_eval_jsonata_string(self, env)
-    except moto_jsonata.JSONataException as error:
-        name = StatesErrorName(typ=StatesErrorNameType.StatesQueryEvaluationError)
-        details = EvaluationFailedEventDetails(
-            error=name.error_name,
-            cause=f"The JSONata expression '{self.expression}' failed: {error.details}",
+        result = _compiled(self.expression).evaluate(None, bindings)
+    except Exception as error:
+        raise _query_evaluation_failure(
+            env, f"The JSONata expression '{self.expression}' failed: {error}"
+        ) from error
+    if result is None:
+        raise _query_evaluation_failure(
+            env, f"The JSONata expression '{self.expression}' returned nothing (undefined)."
         )
-        failure = FailureEvent(
-            env=env,
-            error_name=name,
-            event_type=HistoryEventType.EvaluationFailed,
-            # moto's EventDetails declares every kind of details required; one is given.
-            event_details=EventDetails(evaluationFailedEventDetails=details),  # type: ignore[typeddict-item]
-        )
-        exception = FailureEventException(failure_event=failure)
-        # The EvaluationFailed event, as moto records it for an undefined result.
-        env.event_manager.add_event(
-            context=env.event_history_context,
-            event_type=HistoryEventType.EvaluationFailed,
-            event_details=EventDetails(  # type: ignore[typeddict-item]
-                evaluationFailedEventDetails=exception.get_evaluation_failed_event_details()
-            ),
-        )
-        raise exception from error
+    # Through JSON text, as moto's Java path does with Jackson: no jsonata-python sequence, null
+    # sentinel or function object leaves the evaluator.
+    env.stack.append(json.loads(json.dumps(result, cls=Functions.Encoder)))
 
 
 def install() -> None:
@@ -196,4 +243,4 @@ def install() -> None:
         module.encode_jsonata_variable_declarations = encode_variable_declarations  # type: ignore[attr-defined]
     # The Step Functions functions are bound by evaluate(); moto's declarations would shadow them.
     moto_functions._DECLARATION_BY_VARIABLE_REFERENCE.clear()
-    StringJSONata._eval_body = _eval_jsonata_string_failing_as_on_aws  # type: ignore[method-assign]
+    StringJSONata._eval_body = _eval_jsonata_string  # type: ignore[method-assign]

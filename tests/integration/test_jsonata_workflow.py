@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -219,3 +220,22 @@ def test_jsonata_sale_history_has_what_the_cost_model_reads(
         "quantity": "2",
         "available": "10",
     }
+
+
+def test_jsonata_expressions_parsed_once_keep_each_executions_own_values(
+    purchase_stack: PurchaseStack, sale: Callable[..., dict[str, Any]]
+) -> None:
+    # GIVEN 30 shows with 20 tickets each
+    shows = [f"{SHOW} {n}" for n in range(30)]
+    for show in shows:
+        purchase_stack.add_show(show, 20)
+
+    # WHEN 30 executions of the same expressions run at once, each with its own show and quantity
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        results = list(pool.map(lambda n: sale(shows[n], 1 + n % 7), range(30)))
+
+    # THEN each sold its own quantity of its own show: no execution saw another's values
+    for n, result in enumerate(results):
+        assert result["status"] == "SUCCEEDED"
+        assert json.loads(result["output"])["sold"] == 1 + n % 7
+        assert purchase_stack.tickets_left(shows[n]) == 20 - (1 + n % 7)
