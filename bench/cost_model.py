@@ -176,6 +176,8 @@ class Design:
     lambda_system_logs: bool = True
     # One line per request written by the API's access logging, 0 when it is off.
     access_log_line_bytes: int = 0
+    # The class of the state machine's log group: Infrequent Access ingests at half the price.
+    execution_log_class: str = "STANDARD"
 
     def with_logging(self, logging: Logging) -> Design:
         return dataclasses.replace(self, logging=logging)
@@ -221,7 +223,18 @@ def design_from_template(template: Mapping[str, Any]) -> Design:
         access_log_line_bytes=_access_log_line_bytes(
             api.get("AccessLogSettings", {}).get("Format")
         ),
+        execution_log_class=_execution_log_class(template, logging),
     )
+
+
+def _execution_log_class(template: Mapping[str, Any], logging: Mapping[str, Any]) -> str:
+    """The log group class of the state machine's log destination (STANDARD unless it says)."""
+    destinations = logging.get("Destinations", [])
+    if not destinations:
+        return "STANDARD"
+    arn = destinations[0]["CloudWatchLogsLogGroup"]["LogGroupArn"]
+    group = template["Resources"][arn["Fn::GetAtt"][0]]["Properties"]
+    return str(_parameter_value(template, group.get("LogGroupClass", "STANDARD")))
 
 
 def _access_log_line_bytes(log_format: str | None) -> int:
@@ -265,6 +278,7 @@ def naive_design(design: Design) -> Design:
         lambda_per_step=True,
         step_memory_mb=512,
         lambda_system_logs=True,
+        execution_log_class="STANDARD",
     )
 
 
@@ -520,9 +534,9 @@ def cost_per_million(
     def add(label: str, quantity: str, usd: float, kind: str = "") -> None:
         items.append(LineItem(label, quantity, usd, kind))
 
-    def add_log(label: str, log_bytes: float, kind: str = "") -> None:
-        usd = log_bytes / GB * prices.price("cloudwatch_logs_ingestion_per_gb") * MILLION
-        add(label, f"{log_bytes:,.0f} bytes", usd, kind)
+    def add_log(label: str, log_bytes: float, kind: str = "", price: str = "") -> None:
+        per_gb = prices.price(price or "cloudwatch_logs_ingestion_per_gb")
+        add(label, f"{log_bytes:,.0f} bytes", log_bytes / GB * per_gb * MILLION, kind)
 
     add(
         f"API Gateway {design.api} API",
@@ -596,10 +610,13 @@ def cost_per_million(
         f"{path.read_units:g} RRU",
         path.read_units * prices.price("dynamodb_per_million_read_request_units"),
     )
+    infrequent = design.execution_log_class == "INFREQUENT_ACCESS"
     add_log(
-        f"Execution logs ({design.logging.label})",
+        f"Execution logs ({design.logging.label}"
+        + (", Infrequent Access log class)" if infrequent else ")"),
         execution_log_bytes(observed.log_records, design.logging),
         EXECUTION_LOGS,
+        "cloudwatch_logs_infrequent_access_vended_ingestion_per_gb" if infrequent else "",
     )
     platform_bytes = a["lambda_platform_log_bytes"] if design.lambda_system_logs else 0
     add_log(

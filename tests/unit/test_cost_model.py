@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import dataclasses
 import datetime
 import json
 import math
@@ -287,6 +288,28 @@ def test_cost_model_naive_design_costs_at_least_15_times_more_without_execution_
 
     # THEN the naive design costs at least NAIVE_MIN_RATIO times more
     assert naive_cost.total >= NAIVE_MIN_RATIO * our_cost.total
+
+
+def test_cost_model_infrequent_access_halves_the_execution_logs_and_nothing_else(
+    runs: dict[str, OfflineRun],
+) -> None:
+    # GIVEN the template's design, whose execution logs go to an Infrequent Access log group,
+    # and the same design with a Standard one
+    assert DESIGN.execution_log_class == "INFREQUENT_ACCESS"
+    standard = dataclasses.replace(DESIGN, execution_log_class="STANDARD")
+
+    # WHEN a million sales are priced both ways
+    infrequent = {item.label: item.usd for item in _per_million(DESIGN, runs[SALE]).items}
+    full = {item.label: item.usd for item in _per_million(standard, runs[SALE]).items}
+
+    # THEN the execution logs cost half (vended logs: $0.25 a GB, not $0.50), the rest the same
+    (logs,) = [label for label in infrequent if label.startswith("Execution logs")]
+    assert "Infrequent Access" in logs
+    (standard_logs,) = [label for label in full if label.startswith("Execution logs")]
+    assert infrequent[logs] == pytest.approx(full[standard_logs] / 2)
+    assert {k: v for k, v in infrequent.items() if k != logs} == {
+        k: v for k, v in full.items() if k != standard_logs
+    }
 
 
 def test_cost_model_sale_without_execution_logs_stays_under_ceiling(

@@ -148,7 +148,12 @@ def test_template_state_machine_logs_every_execution_without_its_data_and_traces
     assert STATE_MACHINE["Logging"]["IncludeExecutionData"] is False
     assert STATE_MACHINE["Tracing"]["Enabled"] is True
     log_group = STATE_MACHINE["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]
-    assert "RetentionInDays" in RESOURCES[log_group["LogGroupArn"]["Fn::GetAtt"][0]]["Properties"]
+    group = RESOURCES[log_group["LogGroupArn"]["Fn::GetAtt"][0]]["Properties"]
+    assert "RetentionInDays" in group
+    # Half the ingestion price by default; STANDARD for a stack whose group already exists.
+    log_class = TEMPLATE["Parameters"][group["LogGroupClass"]["Ref"]]
+    assert log_class["Default"] == "INFREQUENT_ACCESS"
+    assert set(log_class["AllowedValues"]) == {"INFREQUENT_ACCESS", "STANDARD"}
 
 
 def test_template_card_check_ships_as_a_layer_not_a_copy() -> None:
