@@ -193,12 +193,12 @@ def test_flash_sale_through_a_deployed_path_sends_buyers_back_and_keeps_every_ru
     # 20 requests a second, 3 invocations at once (buyers back off at most 0.5 s, to keep it short)
     monkeypatch.setattr(flash_sale, "BACKOFF_CAP_S", 0.5)
     path = flash_sale.Deployment(
-        "tight", ThrottleLimits(rate_per_second=20, burst=6), concurrency=3, scale=RUSH_SCALE
+        "tight", ThrottleLimits(rate_per_second=20, burst=6), concurrency=3, scale=3
     )
 
-    # WHEN 40 buyers arrive at 50 a second for 60 tickets in 3 buckets
+    # WHEN 30 buyers arrive at 50 a second for 45 tickets in 3 buckets
     run = flash_sale.run_sale(
-        "test", stock=60, buckets=3, buyers=40, rate_per_s=RUSH_RATE, deployment=path
+        "test", stock=45, buckets=3, buyers=30, rate_per_s=RUSH_RATE, deployment=path
     )
 
     # THEN the throttle answered 429s and the function's limit API Gateway's 500s, never more
