@@ -96,6 +96,14 @@ def test_random_is_at_least_0_and_below_1() -> None:
     assert len(set(draws)) > 1
 
 
+def test_the_asls_bucket_draw_and_walk_reach_every_bucket_and_no_other() -> None:
+    # ChooseStock draws $floor($random() * N); IsBucketEnough walks on ($bucket + 1) % N.
+    draws = {evaluate("$floor($random() * 4)") for _ in range(400)}
+    assert draws == {0, 1, 2, 3}
+    walk = [evaluate(f"({bucket} + 1) % 4") for bucket in range(4)]
+    assert walk == [1, 2, 3, 0]
+
+
 @pytest.mark.parametrize(
     ("expression", "value"),
     [
