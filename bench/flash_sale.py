@@ -694,8 +694,13 @@ def headline(runs: Sequence[Run]) -> Run:
     return max(plain, key=lambda run: (run.offered_per_s, run.stock / run.buckets))
 
 
-def dollars(run: Run) -> str:
-    return f"${run.cost.per_million_sales:.2f}" if run.cost else "not priced"
+# The last columns of both tables: the rules' counts and what the run's sales cost.
+RULE_COLUMNS = ("oversold", "lost", "stranded", "$ per million sales")
+
+
+def rule_cells(run: Run) -> list[Any]:
+    cost = f"${run.cost.per_million_sales:.2f}" if run.cost else "not priced"
+    return [run.oversold, run.lost, run.left, cost]
 
 
 def section(runs: Sequence[Run], pricing: Pricing | None = None) -> str:
@@ -727,10 +732,7 @@ def section(runs: Sequence[Run], pricing: Pricing | None = None) -> str:
             f"{run.errors_while_stock / run.buyers:.1%}",
             run.false_sold_out,
             f"{run.conflicts} / {run.throttles}",
-            run.oversold,
-            run.lost,
-            run.left,
-            dollars(run),
+            *rule_cells(run),
         ]
         for run in runs
         if not run.deployment
@@ -785,10 +787,7 @@ def section(runs: Sequence[Run], pricing: Pricing | None = None) -> str:
                     "errors while stock",
                     "false sold out",
                     "conflicts / throttles",
-                    "oversold",
-                    "lost",
-                    "stranded",
-                    "$ per million sales",
+                    *RULE_COLUMNS,
                 ],
                 rows,
             ),
@@ -911,10 +910,7 @@ def deployed_part(runs: Sequence[Run]) -> list[str]:
             gave_up(run),
             run.peak_concurrency,
             run.false_sold_out,
-            run.oversold,
-            run.lost,
-            run.left,
-            dollars(run),
+            *rule_cells(run),
         ]
         for run in runs
     ]
@@ -975,10 +971,7 @@ def deployed_part(runs: Sequence[Run]) -> list[str]:
                 "gave up",
                 "peak concurrency",
                 "false sold out",
-                "oversold",
-                "lost",
-                "stranded",
-                "$ per million sales",
+                *RULE_COLUMNS,
             ],
             rows,
         ),
