@@ -382,10 +382,15 @@ class ExecutionPath:
                 scheduled = event["taskScheduledEventDetails"]
                 visits[-1] = dataclasses.replace(visits[-1], calls=visits[-1].calls + 1)
             elif kind in ("TaskSucceeded", "TaskFailed"):
-                # A call is billed when it ends: only its end says whether it failed.
                 failed = kind == "TaskFailed"
                 failed_at = event["timestamp"] if failed else None
+                if not scheduled:
+                    # The state failed before it called anything (its Arguments, an execution
+                    # stopped meanwhile): no call to bill.
+                    continue
+                # A call is billed when it ends: only its end says whether it failed.
                 write_units, read_units = _request_units(scheduled, failed, prices)
+                scheduled = {}
                 visits[-1] = dataclasses.replace(
                     visits[-1],
                     write_units=visits[-1].write_units + write_units,

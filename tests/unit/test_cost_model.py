@@ -233,6 +233,24 @@ def test_cost_model_history_of_a_caught_failure_bills_the_call_and_waits_for_no_
     assert (path.states_entered, path.task_count, path.retry_wait_ms) == (3, 2, 0)
 
 
+def test_cost_model_history_of_a_state_failing_before_its_call_bills_nothing_for_it() -> None:
+    # GIVEN a read, then a task that failed before calling anything (its Arguments, or the
+    # execution stopped meanwhile): a TaskFailed with no TaskScheduled of its own
+    events = _history(
+        _entered(0, "Task", "ReadShow"),
+        *_call(1, "dynamodb", "getItem", KEY),
+        _entered(20, "Task", "Claim"),
+        (21, "TaskFailed", {"taskFailedEventDetails": {"error": "States.QueryEvaluationError"}}),
+    )
+
+    # WHEN its path is counted
+    path = ExecutionPath.from_history(events, PRICES)
+
+    # THEN only the read is billed and counted
+    assert (path.write_units, path.read_units) == (0, 0.5)
+    assert (path.states_entered, path.task_count) == (2, 1)
+
+
 def test_cost_model_history_with_a_call_the_model_cannot_price_is_refused() -> None:
     # GIVEN a task that invokes a Lambda function
     events = _history(
