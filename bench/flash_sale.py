@@ -643,7 +643,7 @@ class Scenario:
         )
 
 
-# What `make flash-sale` runs, about 25 minutes on two cores (22 measured). The one-item control
+# What `make flash-sale` runs, about 40 minutes on two cores (41 measured). The one-item control
 # at half and all of the target rate; the bucketed show at its target rate with 20 tickets a
 # bucket (the headline); the run of issue 21 (5 a bucket at half the rate); then the endgame, 1 to
 # 3 tickets a bucket, where buyers drain buckets into the pool while others sell from them, at
@@ -750,7 +750,7 @@ def section(runs: Sequence[Run], pricing: Pricing | None = None) -> str:
             f" ceiling is {ceiling:.1f} sales a second. A bucketed show needs"
             f" N = ceil(rate x {DEFAULT_TRANSACTION_MS:g} ms x {SAFETY:g}) buckets"
             " (docs/design.md, A hot show); the sweep runs that N at each rate, and 44 at half"
-            " the target rate (issue 21's run). Rerun it with `make flash-sale` (about 25"
+            " the target rate (issue 21's run). Rerun it with `make flash-sale` (about 40"
             " minutes on two cores), one combination with `make flash-sale STOCK= BUYERS= RATE="
             " BUCKETS=` (printed, not written here).",
             "",
