@@ -12,6 +12,7 @@ import pytest
 import purchase_handler
 import purchase_workflow
 from card_validation import Card
+from offline.dynamodb_engine import ENGINE, Fault
 from tests.conftest import PurchaseStack
 from tests.events import load_event, with_body
 
@@ -86,11 +87,25 @@ def test_cap_holds_for_one_buyers_concurrent_requests_over_many_keys(
     purchase_stack: PurchaseStack, lambda_context: Any, buckets: int
 ) -> None:
     # GIVEN a capped show, and one buyer sending 40 requests at once over 5 keys and mixed
-    # quantities (every key's requests carry the same quantity, as a client's retries do)
+    # quantities (every key's requests carry the same quantity, as a client's retries do); the
+    # first sale's commit lets one more request of another key in while it holds the claim, so
+    # that the requests surely meet, however the threads happen to run
     purchase_stack.add_show(SHOW, 100, buckets=buckets, max_per_buyer=5)
     requests = [(f"key-{n % 5}", 1 + n % 5) for n in range(40)]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda r: buy(lambda_context, r[0], quantity=r[1]), requests))
+    answers: list[tuple[int, dict[str, Any]]] = []
+    ENGINE.inject(
+        Fault(
+            "TransactWriteItems",
+            table="TicketSales",
+            hook=lambda: answers.append(buy(lambda_context, "key-held", quantity=1)),
+            times=1,
+        )
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers += pool.map(lambda r: buy(lambda_context, r[0], quantity=r[1]), requests)
+    finally:
+        ENGINE.faults.clear()
     # THEN the buyer holds at most the cap, and the stock adds up
     assert 1 <= sold_to(purchase_stack, "ana") <= 5
     # ...on an engine where the requests met: some found the buyer's claim held
