@@ -196,6 +196,18 @@ def deployments(rate_per_s: float) -> dict[str, Deployment]:
     return {deployment.name: deployment for deployment in found}
 
 
+def come_back_answers() -> dict[str, float]:
+    """The answers that tell a buyer to try again, each with its Retry-After in seconds (0: none):
+    the stage throttle's 429, API Gateway's 500 for a throttled function, the workflow's 503."""
+    from purchase_outcomes import SHOW_BUSY
+
+    return {
+        API_THROTTLED: 0.0,
+        FUNCTION_THROTTLED: 0.0,
+        SHOW_BUSY.metric: float(SHOW_BUSY.retry_after_seconds or 0),
+    }
+
+
 def backoff_s(attempt: int, retry_after_s: float) -> float:
     """How long a buyer waits before trying again, at DynamoDB's time scale."""
     jitter = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))  # noqa: S311
@@ -462,7 +474,8 @@ def run_sale(
             # times slower here.
             throttle = TokenBucket(deployment.api_limits, lambda: time.monotonic() / scale)
             function = ConcurrencyLimit("purchase", deployment.concurrency)
-        come_back = {API_THROTTLED: 0, FUNCTION_THROTTLED: 0, SHOW_BUSY.metric: 1}
+            unmodelled_wait_s = unmodelled_s() * scale
+        come_back = come_back_answers()
 
         def purchase(sale: purchase_workflow.Sale) -> str:
             try:
@@ -490,7 +503,7 @@ def run_sale(
                 return FUNCTION_THROTTLED
             try:
                 with tally.invocation():
-                    time.sleep(unmodelled_s() * scale)
+                    time.sleep(unmodelled_wait_s)
                     return purchase(sale)
             finally:
                 function.release()
@@ -869,12 +882,8 @@ def contended_part(run: Run, pricing: Pricing | None) -> list[str]:
 
 def gave_up(run: Run) -> int:
     """Buyers whose last answer still told them to come back: they stopped after RETRIES."""
-    from purchase_outcomes import SHOW_BUSY
-
     answers = dict(run.answers)
-    return sum(
-        answers.get(answer, 0) for answer in (API_THROTTLED, FUNCTION_THROTTLED, SHOW_BUSY.metric)
-    )
+    return sum(answers.get(answer, 0) for answer in come_back_answers())
 
 
 def deployed_part(runs: Sequence[Run]) -> list[str]:

@@ -81,7 +81,6 @@ class ConcurrencyLimit:
 
     def __init__(self, name: str, concurrency: int) -> None:
         self.name = name
-        self.concurrency = concurrency
         self._slots = threading.BoundedSemaphore(concurrency)
 
     def acquire(self) -> None:
